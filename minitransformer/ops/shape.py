@@ -1,0 +1,98 @@
+"""Ops that move numbers without arithmetic: reshape, transpose, indexing, concat, stack.
+
+Their backward passes move the gradient back to where each number came from.
+None of them does floating-point work, so their FLOPs are zero; the tracer still
+counts the bytes they move.
+"""
+from .. import backend
+from ..tensor import Function
+
+
+class Reshape(Function):
+    shape = None
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, grad):
+        return (grad.reshape(self.input_shape),)
+
+
+class Transpose(Function):
+    """Permute axes; ``axes=None`` reverses them, as ``numpy.transpose``."""
+    axes = None
+
+    def forward(self, x):
+        self.perm = tuple(self.axes) if self.axes is not None else tuple(reversed(range(x.ndim)))
+        return x.transpose(self.perm)
+
+    def backward(self, grad):
+        inverse = [0] * len(self.perm)
+        for i, p in enumerate(self.perm):
+            inverse[p] = i
+        return (grad.transpose(inverse),)
+
+
+def _is_basic(index):
+    """True when ``index`` uses only ints, slices, None and Ellipsis (no arrays)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
+
+
+class GetItem(Function):
+    """``x[index]``: slices, integer arrays (repeats allowed) and boolean masks.
+
+    Basic indexing (slices) selects each element at most once, so backward can
+    write the gradient into place; integer arrays may select an element several
+    times, and its gradient is then the sum, which needs a scatter-add.
+    """
+    index = None
+
+    def forward(self, x):
+        self.shape, self.dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, grad):
+        xp = backend.array_module(grad)
+        full = xp.zeros(self.shape, dtype=self.dtype)
+        if _is_basic(self.index):
+            full[self.index] = grad
+        else:
+            backend.scatter_add(full, self.index, grad)
+        return (full,)
+
+
+def _along(axis, index):
+    """An index that applies ``index`` to axis ``axis`` (non-negative) and keeps the rest."""
+    return (slice(None),) * axis + (index,)
+
+
+class Concat(Function):
+    """Join tensors along an existing axis; backward cuts the gradient into the pieces."""
+    axis = 0
+
+    def forward(self, *arrays):
+        xp = backend.array_module(arrays[0])
+        self.sizes = [a.shape[self.axis] for a in arrays]
+        return xp.concatenate(arrays, axis=self.axis)
+
+    def backward(self, grad):
+        bounds = [0]
+        for n in self.sizes:
+            bounds.append(bounds[-1] + n)
+        return tuple(grad[_along(self.axis, slice(lo, hi))] if need else None
+                     for lo, hi, need in zip(bounds, bounds[1:], self.needs_input_grad))
+
+
+class Stack(Function):
+    """Join tensors of one shape along a new axis."""
+    axis = 0
+
+    def forward(self, *arrays):
+        xp = backend.array_module(arrays[0])
+        return xp.stack(arrays, axis=self.axis)
+
+    def backward(self, grad):
+        return tuple(grad[_along(self.axis, i)] if need else None
+                     for i, need in enumerate(self.needs_input_grad))

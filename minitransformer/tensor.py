@@ -384,6 +384,7 @@ def run_backward(root, grad, retain_graph=False):
                 t._accumulate_leaf(g)
                 continue
             key = id(t._ctx)
+            g = backend.ensure_array(g)  # NumPy turns 0-d results into scalars
             if _tracer is not None:
                 sources.setdefault(key, []).append(node)
             if key not in grads:

@@ -38,10 +38,10 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g = grad
+        if b.ndim == 1:  # restore the column axis first, then the row axis
+            g = g[..., None]
         if a.ndim == 1:
             g = g[..., None, :]
-        if b.ndim == 1:
-            g = g[..., None]
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
             # dL/dA = dL/dC · Bᵀ

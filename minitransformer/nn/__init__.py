@@ -1,0 +1,27 @@
+"""Layers, as in ``torch.nn``. Read in this order:
+
+``module`` (Module, Parameter) -> ``layers`` (Linear, Embedding, LayerNorm,
+Dropout) -> ``recurrent`` (RNN, LSTM: a loop over time) -> ``attention``
+(all tokens at once) -> ``transformer`` (the encoder and decoder layers) -> ``loss``.
+"""
+from .attention import (
+    MultiheadAttention, causal_mask, masked_softmax, scaled_dot_product_attention,
+)
+from .layers import Dropout, Embedding, LayerNorm, Linear
+from .loss import CrossEntropyLoss, MSELoss
+from .module import Module, ModuleList, Parameter
+from .recurrent import LSTM, RNN, LSTMCell, RNNCell
+from .transformer import (
+    PositionalEncoding, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+    TransformerEncoderLayer,
+)
+
+__all__ = [
+    "Module", "ModuleList", "Parameter",
+    "Linear", "Embedding", "LayerNorm", "Dropout",
+    "RNNCell", "LSTMCell", "RNN", "LSTM",
+    "scaled_dot_product_attention", "masked_softmax", "causal_mask", "MultiheadAttention",
+    "PositionalEncoding", "TransformerEncoderLayer", "TransformerDecoderLayer",
+    "TransformerEncoder", "TransformerDecoder",
+    "CrossEntropyLoss", "MSELoss",
+]

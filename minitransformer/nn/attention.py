@@ -1,0 +1,291 @@
+"""Attention: every query looks at every key at once.
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d) V
+
+For a sequence of n tokens this is two large matrix products and a softmax: a
+constant number of dependent steps, whatever n is (compare the time loop of
+``recurrent.py``), at the price of an n × n matrix of scores.
+
+Masks follow ``torch.nn.MultiheadAttention``: a boolean mask is True where a
+query may NOT attend to a key; a float mask is added to the scores (use -inf to
+hide). A hidden key gets weight exactly 0. A query that may attend to no key
+at all gets all-zero weights and a zero output (PyTorch would give NaN).
+"""
+import math
+
+from .. import backend
+from .. import functional as F
+from ..tensor import Function, Tensor
+from .layers import Linear
+from .module import Module, constant_parameter, uniform_parameter, xavier_bound
+
+
+# ---------------------------------------------------------------- masked softmax
+class MaskedSoftmax(Function):
+    """Softmax over the last axis, where ``hide`` (a boolean array that broadcasts
+    to the scores, True = may not attend) forces a weight of exactly 0.
+
+    One op instead of masked_fill + softmax: a single pass, and a row whose keys
+    are all hidden (its maximum is -inf) gives zeros instead of 0/0 = NaN.
+    Backward is softmax's: a hidden key has weight 0, so it gets gradient 0.
+    """
+    hide = None
+
+    def forward(self, scores):
+        xp = backend.array_module(scores)
+        if self.hide is not None:
+            scores = xp.where(self.hide, scores.dtype.type(-math.inf), scores)
+        peak = scores.max(axis=-1, keepdims=True)
+        peak = xp.where(xp.isfinite(peak), peak, peak.dtype.type(0))  # all hidden: max is -inf
+        weights = xp.exp(scores - peak)
+        total = weights.sum(axis=-1, keepdims=True)
+        weights /= xp.where(total > 0, total, total.dtype.type(1))     # all hidden: 0 / 1 = 0
+        self.out = weights
+        return weights
+
+    def backward(self, grad):
+        w = self.out
+        return (w * (grad - (grad * w).sum(axis=-1, keepdims=True)),)
+
+    def flops(self):
+        return 4 * self.out.size
+
+
+def masked_softmax(scores, hide=None):
+    """softmax(scores) over the last axis with the positions where ``hide`` is True
+    (a boolean array, Tensor or None) given weight exactly 0."""
+    if isinstance(hide, Tensor):
+        hide = hide.data
+    return MaskedSoftmax.apply(scores, hide=hide)
+
+
+# ---------------------------------------------------------------- masks
+def causal_mask(query_len, key_len=None, device=None):
+    """A boolean (query_len, key_len) mask, True above the diagonal: query i may
+    not attend to key j > i, the future. (PyTorch's ``generate_square_subsequent_mask``
+    gives the same positions as a float -inf mask.)"""
+    key_len = query_len if key_len is None else key_len
+    xp = backend.xp_for(device)
+    return Tensor(xp.triu(xp.ones((query_len, key_len), dtype=bool), k=1))
+
+
+def _mask_array(mask, argument, device):
+    """The array of a mask given as a Tensor or an array, on ``device``."""
+    mask = mask.data if isinstance(mask, Tensor) else mask
+    if not backend.is_array(mask):
+        raise TypeError(f"{argument} must be a Tensor or an array, got {type(mask).__name__}")
+    if mask.dtype.kind not in "bf":
+        raise TypeError(f"{argument} must be boolean (True = may not attend) or float "
+                        f"(added to the scores), got dtype {mask.dtype}")
+    if backend.device_of(mask) != device:
+        raise RuntimeError(f"{argument} is on {backend.device_of(mask)}, the inputs on {device}")
+    return mask
+
+
+def _split_mask(mask, dtype):
+    """A mask array as (hide, bias): the boolean part for masked_softmax and the float
+    part to add to the scores (None where absent)."""
+    if mask is None:
+        return None, None
+    if mask.dtype.kind == "b":
+        return mask, None
+    return None, Tensor(mask.astype(dtype, copy=False))
+
+
+# ---------------------------------------------------------------- the formula
+def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=False,
+                                 dropout_p=0.0, scale=None):
+    """softmax(query keyᵀ · scale + mask) value, for all queries at once.
+
+    query: (..., L, E), key: (..., S, E), value: (..., S, Ev); the leading axes
+    (batch, heads) broadcast. attn_mask: boolean (True = may not attend) or float
+    (added to the scores), broadcastable to (..., L, S). is_causal: also hide the
+    future (key j > query i). scale: default 1/√E. dropout_p: dropout on the weights.
+    Returns (output (..., L, Ev), weights (..., L, S)).
+    """
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise ValueError(f"scaled_dot_product_attention: query, key and value need at least 2 "
+                         f"dims (..., seq, features), got {query.shape}, {key.shape}, {value.shape}")
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(f"scaled_dot_product_attention: key has shape {key.shape}, expected "
+                         f"features {query.shape[-1]} to match query {query.shape}")
+    if value.shape[-2] != key.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: value has shape {value.shape}, expected "
+                         f"{key.shape[-2]} positions to match key {key.shape}")
+    seq_q, seq_k = query.shape[-2], key.shape[-2]
+    mask = None
+    if attn_mask is not None:
+        mask = _mask_array(attn_mask, "attn_mask", query.device)
+        if mask.ndim > max(query.ndim, key.ndim) or any(
+                m not in (1, n) for m, n in zip(mask.shape[-2:], (seq_q, seq_k))) or mask.ndim < 2:
+            raise ValueError(f"scaled_dot_product_attention: attn_mask has shape {mask.shape}, "
+                             f"expected one that broadcasts to (..., {seq_q}, {seq_k})")
+    if is_causal:
+        future = causal_mask(seq_q, seq_k, query.device).data
+        mask = future if mask is None else (
+            mask | future if mask.dtype.kind == "b" else
+            mask + backend.array_module(mask).where(future, -math.inf, 0).astype(mask.dtype))
+    hide, bias = _split_mask(mask, query.dtype)
+
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    # Scaling the queries (L·E numbers) is cheaper than scaling the scores (L·S).
+    scores = (query * scale) @ key.transpose(*range(key.ndim - 2), -1, -2)  # (..., L, S)
+    if bias is not None:
+        scores = scores + bias
+    weights = masked_softmax(scores, hide)                                   # (..., L, S)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, dropout_p)
+    return weights @ value, weights                                          # (..., L, Ev)
+
+
+# ---------------------------------------------------------------- multi-head attention
+class MultiheadAttention(Module):
+    """Multi-head attention, as ``torch.nn.MultiheadAttention``.
+
+    Each of ``num_heads`` heads attends in its own ``embed_dim / num_heads``
+    dimensional subspace; their outputs are concatenated and projected.
+
+    Parameters: ``in_proj_weight`` (3·embed_dim, embed_dim) holding the query,
+    key and value projections stacked (Xavier-uniform), ``in_proj_bias``
+    (3·embed_dim,) (zeros), ``out_proj`` a Linear (bias zeros).
+
+    forward(query, key, value, key_padding_mask=None, *, need_weights=True,
+            attn_mask=None, average_attn_weights=True, is_causal=False)
+      query: (L, N, E), or (N, L, E) if batch_first, or (L, E) unbatched
+      key, value: (S, N, E) (or (N, S, E), or (S, E))
+      key_padding_mask: (N, S), True where a key is padding (or a float mask to add)
+      attn_mask: (L, S) or (N·num_heads, L, S), True where a query may not attend
+      is_causal: hide the future (key j > query i)
+    -> (output (L, N, E) in the query's layout,
+        weights (N, L, S) averaged over heads, (N, num_heads, L, S) if not
+        average_attn_weights, or None if not need_weights)
+    """
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False):
+        super().__init__()
+        if num_heads < 1 or embed_dim % num_heads:
+            raise ValueError(f"MultiheadAttention: embed_dim={embed_dim} must be divisible by "
+                             f"num_heads={num_heads}")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.dropout, self.batch_first = dropout, batch_first
+        self.in_proj_weight = uniform_parameter((3 * embed_dim, embed_dim),
+                                                xavier_bound(embed_dim, 3 * embed_dim))
+        self.in_proj_bias = constant_parameter((3 * embed_dim,), 0.0) if bias else None
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
+        if bias:
+            self.out_proj.bias.data[...] = 0
+
+    def forward(self, query, key, value, key_padding_mask=None, *, need_weights=True,
+                attn_mask=None, average_attn_weights=True, is_causal=False):
+        is_self = query is key and key is value
+        batched = query.ndim == 3
+        mask = self._check(query, key, value, key_padding_mask, attn_mask)
+        if not batched:  # one sequence: a batch of one, in the layer's layout
+            query, key, value = (x.reshape((1,) + x.shape if self.batch_first else
+                                           (x.shape[0], 1, x.shape[1])) for x in (query, key, value))
+        E = self.embed_dim
+        if is_self:
+            # Self-attention: queries, keys and values in one (N·L, E) @ (E, 3E) GEMM.
+            q, k, v = self._split_heads(self._project(query, 0, 3 * E), 3)
+        else:
+            (q,) = self._split_heads(self._project(query, 0, E), 1)
+            if key is value:
+                k, v = self._split_heads(self._project(key, E, 3 * E), 2)
+            else:
+                (k,) = self._split_heads(self._project(key, E, 2 * E), 1)
+                (v,) = self._split_heads(self._project(value, 2 * E, 3 * E), 1)
+        # q: (N, heads, L, head_dim), k and v: (N, heads, S, head_dim)
+        context, weights = scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal,
+            dropout_p=self.dropout if self.training else 0.0)
+        output = self.out_proj(self._merge_heads(context))   # (L, N, E) or (N, L, E)
+        if not batched:
+            output = output.reshape(output.shape[1:] if self.batch_first else
+                                    (output.shape[0], E))
+        if not need_weights:
+            return output, None
+        if average_attn_weights:
+            weights = weights.mean(axis=1)                    # (N, L, S)
+        return output, (weights if batched else weights.reshape(weights.shape[1:]))
+
+    # ------------------------------------------------------------ pieces of forward
+    def _project(self, x, start, stop):
+        """x @ rows start:stop of in_proj_weight, plus the bias: (..., stop - start)."""
+        whole = start == 0 and stop == 3 * self.embed_dim
+        weight = self.in_proj_weight if whole else self.in_proj_weight[start:stop]
+        out = x @ weight.T
+        if self.in_proj_bias is not None:
+            out = out + (self.in_proj_bias if whole else self.in_proj_bias[start:stop])
+        return out
+
+    def _split_heads(self, projected, parts):
+        """(L, N, parts·E) (or (N, L, parts·E)) -> ``parts`` tensors (N, heads, L, head_dim)."""
+        a, b = projected.shape[:2]
+        if parts == 1:
+            x = projected.reshape(a, b, self.num_heads, self.head_dim)
+            return [x.transpose(0, 2, 1, 3) if self.batch_first else x.transpose(1, 2, 0, 3)]
+        x = projected.reshape(a, b, parts, self.num_heads, self.head_dim)
+        # -> (parts, N, heads, L, head_dim); the transpose is a view, no copy
+        x = x.transpose(2, 0, 3, 1, 4) if self.batch_first else x.transpose(2, 1, 3, 0, 4)
+        return [x[i] for i in range(parts)]
+
+    def _merge_heads(self, context):
+        """(N, heads, L, head_dim) -> (L, N, E) (or (N, L, E) when batch_first)."""
+        N, _, L, _ = context.shape
+        if self.batch_first:
+            return context.transpose(0, 2, 1, 3).reshape(N, L, self.embed_dim)
+        return context.transpose(2, 0, 1, 3).reshape(L, N, self.embed_dim)
+
+    def _check(self, query, key, value, key_padding_mask, attn_mask):
+        """Validate shapes before any computation; return the combined mask array
+        broadcastable to (N, heads, L, S), or None."""
+        name, E = "MultiheadAttention", self.embed_dim
+        if query.ndim not in (2, 3):
+            raise ValueError(f"{name}: query has shape {query.shape}, expected 3 dims "
+                             f"({'(N, L, E)' if self.batch_first else '(L, N, E)'}) or 2 (L, E)")
+        for arg, x in (("query", query), ("key", key), ("value", value)):
+            if x.ndim != query.ndim or x.shape[-1] != E:
+                raise ValueError(f"{name}: {arg} has shape {x.shape}, expected {query.ndim} dims "
+                                 f"ending in embed_dim={E}")
+        if key.shape[:-1] != value.shape[:-1]:
+            raise ValueError(f"{name}: key has shape {key.shape} and value {value.shape}; they "
+                             f"must agree in all but the last axis")
+        batched = query.ndim == 3
+        seq_axis = 1 if batched and self.batch_first else 0
+        L, S = query.shape[seq_axis], key.shape[seq_axis]
+        N = query.shape[1 - seq_axis] if batched else 1
+        if batched and key.shape[1 - seq_axis] != N:
+            raise ValueError(f"{name}: query has shape {query.shape} and key {key.shape}; their "
+                             f"batch sizes differ")
+        masks = []
+        if key_padding_mask is not None:
+            kpm = _mask_array(key_padding_mask, "key_padding_mask", query.device)
+            expected = (N, S) if batched else (S,)
+            if kpm.shape != expected:
+                raise ValueError(f"{name}: key_padding_mask has shape {kpm.shape}, expected "
+                                 f"{expected} (batch, key length)")
+            masks.append(kpm.reshape(N, 1, 1, S))
+        if attn_mask is not None:
+            am = _mask_array(attn_mask, "attn_mask", query.device)
+            if am.shape == (L, S):
+                masks.append(am)
+            elif am.shape == (N * self.num_heads, L, S):
+                masks.append(am.reshape(N, self.num_heads, L, S))
+            else:
+                raise ValueError(f"{name}: attn_mask has shape {am.shape}, expected ({L}, {S}) or "
+                                 f"({N * self.num_heads}, {L}, {S}) (batch·heads, L, S)")
+        if not masks:
+            return None
+        if len(masks) == 1:
+            return masks[0]
+        a, b = masks
+        if a.dtype.kind == b.dtype.kind == "b":
+            return a | b
+        xp = backend.array_module(a)
+        as_bias = [m if m.dtype.kind == "f" else xp.where(m, -math.inf, 0.0).astype(query.dtype)
+                   for m in (a, b)]
+        return as_bias[0].astype(query.dtype) + as_bias[1].astype(query.dtype)
+
+    def extra_repr(self):
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
+                f"batch_first={self.batch_first}")

@@ -1,0 +1,305 @@
+"""Recurrent layers: RNNCell, LSTMCell, RNN, LSTM.
+
+A recurrent layer reads a sequence one step at a time:
+
+    h[t] = tanh(x[t] W_ihᵀ + b_ih + h[t-1] W_hhᵀ + b_hh)          (RNN)
+
+Step t needs h[t-1], so ``forward`` is an explicit Python loop over time steps:
+n tokens cost n dependent steps however many processors there are. Compare
+``attention.py``, where all tokens are handled by a few large matrix products.
+
+Layouts follow PyTorch: parameters ``weight_ih_l{k}`` (gates·hidden, input),
+``weight_hh_l{k}`` (gates·hidden, hidden), ``bias_ih_l{k}``, ``bias_hh_l{k}``;
+LSTM gates stacked in the order input, forget, cell, output; all initialised
+uniform in ±1/√hidden_size. Sequences are (seq, batch, feature), or
+(batch, seq, feature) with ``batch_first=True``, or (seq, feature) unbatched.
+"""
+import math
+
+from .. import functional as F
+from ..tensor import zeros
+from .module import Module, uniform_parameter
+
+_NONLINEARITIES = {"tanh": F.tanh, "relu": F.relu}
+
+
+# ---------------------------------------------------------------- one time step
+def rnn_step(x_proj, hidden, weight_hh_t, activation):
+    """One RNN step. x_proj: (batch, hidden), the input already projected and
+    biased; hidden: (batch, hidden); weight_hh_t: W_hhᵀ (hidden, hidden)."""
+    return activation(x_proj + hidden @ weight_hh_t)
+
+
+def lstm_step(x_proj, hidden, cell, weight_hh_t):
+    """One LSTM step. x_proj: (batch, 4·hidden), the projected input of this step;
+    hidden, cell: (batch, hidden); weight_hh_t: W_hhᵀ (hidden, 4·hidden).
+    Returns the new (hidden, cell)."""
+    size = hidden.shape[-1]
+    gates = x_proj + hidden @ weight_hh_t           # (batch, 4·hidden): all gates, one matmul
+    input_gate = F.sigmoid(gates[:, :size])         # how much of the candidate to write
+    forget_gate = F.sigmoid(gates[:, size:2 * size])  # how much of the old cell to keep
+    candidate = F.tanh(gates[:, 2 * size:3 * size])   # what to write
+    output_gate = F.sigmoid(gates[:, 3 * size:])    # how much of the cell to show
+    # The cell is updated by addition, not squashed through a matrix product: its
+    # gradient flows back through time multiplied only by the forget gate, which is
+    # why an LSTM remembers over longer delays than a plain RNN.
+    cell = forget_gate * cell + input_gate * candidate
+    hidden = output_gate * F.tanh(cell)
+    return hidden, cell
+
+
+# ---------------------------------------------------------------- checks
+def _check_size(layer, argument, x, expected_last, expected_ndims):
+    if x.ndim not in expected_ndims or x.shape[-1] != expected_last:
+        raise ValueError(f"{layer}: {argument} has shape {x.shape}, expected {expected_ndims[0]} "
+                         f"or {expected_ndims[-1]} dims ending in {expected_last}")
+
+
+def _check_state(layer, argument, state, expected, layout):
+    if tuple(state.shape) != tuple(expected):
+        raise ValueError(f"{layer}: {argument} has shape {state.shape}, expected "
+                         f"{tuple(expected)} {layout}")
+
+
+# ---------------------------------------------------------------- cells
+class _CellBase(Module):
+    gates = 1
+
+    def __init__(self, input_size, hidden_size, bias=True):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        bound = 1.0 / math.sqrt(hidden_size)
+        rows = self.gates * hidden_size
+        self.weight_ih = uniform_parameter((rows, input_size), bound)
+        self.weight_hh = uniform_parameter((rows, hidden_size), bound)
+        self.bias_ih = uniform_parameter((rows,), bound) if bias else None
+        self.bias_hh = uniform_parameter((rows,), bound) if bias else None
+
+    def _project(self, x):
+        """x W_ihᵀ + b_ih + b_hh: everything of a step that does not need h[t-1]."""
+        x_proj = x @ self.weight_ih.T
+        if self.bias_ih is not None:
+            x_proj = x_proj + (self.bias_ih + self.bias_hh)
+        return x_proj
+
+    def _prepare(self, x, states, names):
+        """Check shapes, add a batch axis to unbatched input, zeros for missing states."""
+        name = type(self).__name__
+        _check_size(name, "input", x, self.input_size, (2, 1))
+        batched = x.ndim == 2
+        x = x if batched else x.reshape(1, -1)
+        out = []
+        for state, arg in zip(states, names):
+            if state is None:
+                state = zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
+            else:
+                expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
+                _check_state(name, arg, state, expected, "(batch, hidden_size)")
+                state = state if batched else state.reshape(1, -1)
+            out.append(state)
+        return x, batched, out
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias_ih is not None}"
+
+
+class RNNCell(_CellBase):
+    """One step of an Elman RNN: h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh).
+
+    forward(input (batch, input_size) or (input_size,), hx (batch, hidden_size) or None)
+    -> h' (batch, hidden_size) (no batch axis for unbatched input).
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh"):
+        if nonlinearity not in _NONLINEARITIES:
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        x, batched, (hidden,) = self._prepare(input, (hx,), ("hx",))
+        hidden = rnn_step(self._project(x), hidden, self.weight_hh.T,
+                          _NONLINEARITIES[self.nonlinearity])
+        return hidden if batched else hidden.reshape(-1)
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step.
+
+    forward(input (batch, input_size), hx=(h, c) each (batch, hidden_size), or None)
+    -> (h', c') each (batch, hidden_size) (no batch axis for unbatched input).
+    """
+    gates = 4
+
+    def forward(self, input, hx=None):
+        h0, c0 = hx if hx is not None else (None, None)
+        x, batched, (hidden, cell) = self._prepare(input, (h0, c0), ("hx[0]", "hx[1]"))
+        hidden, cell = lstm_step(self._project(x), hidden, cell, self.weight_hh.T)
+        if not batched:
+            hidden, cell = hidden.reshape(-1), cell.reshape(-1)
+        return hidden, cell
+
+
+# ---------------------------------------------------------------- layers over sequences
+class _RecurrentBase(Module):
+    gates = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False):
+        super().__init__()
+        name = type(self).__name__
+        if bidirectional:
+            raise ValueError(f"{name}: bidirectional=True is not supported (one direction only)")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"{name}: dropout must be in [0, 1], got {dropout}")
+        if num_layers < 1 or hidden_size < 1:
+            raise ValueError(f"{name}: num_layers and hidden_size must be positive, got "
+                             f"{num_layers} and {hidden_size}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        bound = 1.0 / math.sqrt(hidden_size)
+        rows = self.gates * hidden_size
+        for k in range(num_layers):
+            inputs = input_size if k == 0 else hidden_size
+            setattr(self, f"weight_ih_l{k}", uniform_parameter((rows, inputs), bound))
+            setattr(self, f"weight_hh_l{k}", uniform_parameter((rows, hidden_size), bound))
+            if bias:
+                setattr(self, f"bias_ih_l{k}", uniform_parameter((rows,), bound))
+                setattr(self, f"bias_hh_l{k}", uniform_parameter((rows,), bound))
+
+    def _project(self, x, k):
+        """The input projection of layer ``k`` for every time step at once.
+
+        x: (seq, batch, features) -> (seq, batch, gates·hidden), as one
+        (seq·batch, features) @ (features, gates·hidden) GEMM, with both biases
+        added here, once. This is the only part of a recurrent layer that
+        parallelises over time: it does not depend on the hidden state.
+        """
+        x_proj = x @ getattr(self, f"weight_ih_l{k}").T
+        if self.bias:
+            x_proj = x_proj + (getattr(self, f"bias_ih_l{k}") + getattr(self, f"bias_hh_l{k}"))
+        return x_proj
+
+    def _prepare(self, input):
+        """Check the input; return it time-major (seq, batch, features) and whether batched."""
+        _check_size(type(self).__name__, "input", input, self.input_size, (3, 2))
+        batched = input.ndim == 3
+        if not batched:
+            return input.reshape(input.shape[0], 1, input.shape[1]), False
+        return (input.transpose(1, 0, 2) if self.batch_first else input), True
+
+    def _initial(self, state, argument, x, batched):
+        """The initial state (num_layers, batch, hidden) for ``x``, zeros when None."""
+        batch = x.shape[1]
+        if state is None:
+            return zeros(self.num_layers, batch, self.hidden_size, dtype=x.dtype, device=x.device)
+        expected = ((self.num_layers, batch, self.hidden_size) if batched
+                    else (self.num_layers, self.hidden_size))
+        _check_state(type(self).__name__, argument, state, expected,
+                     "(num_layers, batch, hidden_size)")
+        return state if batched else state.reshape(self.num_layers, 1, self.hidden_size)
+
+    def _between_layers(self, x, k):
+        """Dropout on the outputs of every layer but the last, as in PyTorch."""
+        if self.dropout > 0 and k < self.num_layers - 1:
+            return F.dropout(x, self.dropout, self.training)
+        return x
+
+    def _finish(self, output, finals, batched):
+        """Output back to the caller's layout; final states stacked (num_layers, batch, hidden)."""
+        finals = [F.stack(states) for states in finals]
+        if not batched:
+            return output.reshape(output.shape[0], -1), [s.reshape(self.num_layers, -1) for s in finals]
+        return (output.transpose(1, 0, 2) if self.batch_first else output), finals
+
+    def extra_repr(self):
+        args = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            args += f", num_layers={self.num_layers}"
+        if not self.bias:
+            args += ", bias=False"
+        if self.batch_first:
+            args += ", batch_first=True"
+        if self.dropout:
+            args += f", dropout={self.dropout}"
+        return args
+
+
+class RNN(_RecurrentBase):
+    """An Elman RNN of ``num_layers`` layers, h[t] = act(x[t] W_ihᵀ + b_ih + h[t-1] W_hhᵀ + b_hh).
+
+    forward(input, h0=None) -> (output, h_n)
+      input:  (seq, batch, input_size), (batch, seq, input_size) if batch_first, or (seq, input_size)
+      h0:     (num_layers, batch, hidden_size) or (num_layers, hidden_size); zeros if None
+      output: (seq, batch, hidden_size) (batch first if batch_first): the last layer's h[t]
+      h_n:    (num_layers, batch, hidden_size): every layer's final h
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False):
+        if nonlinearity not in _NONLINEARITIES:
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, h0=None):
+        x, batched = self._prepare(input)                 # (seq, batch, input_size)
+        h0 = self._initial(h0, "h0", x, batched)          # (num_layers, batch, hidden)
+        activation = _NONLINEARITIES[self.nonlinearity]
+        final_hidden = []
+        for k in range(self.num_layers):
+            x_proj = self._project(x, k)                  # (seq, batch, hidden): all steps at once
+            weight_hh_t = getattr(self, f"weight_hh_l{k}").T
+            hidden = h0[k]                                # (batch, hidden)
+            outputs = []
+            for t in range(x.shape[0]):                   # sequential: step t waits for step t-1
+                hidden = rnn_step(x_proj[t], hidden, weight_hh_t, activation)
+                outputs.append(hidden)
+            x = self._between_layers(F.stack(outputs), k)  # (seq, batch, hidden)
+            final_hidden.append(hidden)
+        output, (h_n,) = self._finish(x, [final_hidden], batched)
+        return output, h_n
+
+    def extra_repr(self):
+        extra = f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else ""
+        return super().extra_repr() + extra
+
+
+class LSTM(_RecurrentBase):
+    """A long short-term memory network of ``num_layers`` layers.
+
+    forward(input, hx=None) -> (output, (h_n, c_n))
+      input:  (seq, batch, input_size), (batch, seq, input_size) if batch_first, or (seq, input_size)
+      hx:     (h0, c0), each (num_layers, batch, hidden_size); zeros if None
+      output: (seq, batch, hidden_size) (batch first if batch_first): the last layer's h[t]
+      h_n, c_n: (num_layers, batch, hidden_size): every layer's final hidden and cell state
+    """
+    gates = 4
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional)
+
+    def forward(self, input, hx=None):
+        x, batched = self._prepare(input)                 # (seq, batch, input_size)
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise ValueError("LSTM: hx must be a tuple (h0, c0)")
+        h0, c0 = hx if hx is not None else (None, None)
+        h0 = self._initial(h0, "h0 (hx[0])", x, batched)  # (num_layers, batch, hidden)
+        c0 = self._initial(c0, "c0 (hx[1])", x, batched)
+        final_hidden, final_cell = [], []
+        for k in range(self.num_layers):
+            x_proj = self._project(x, k)                  # (seq, batch, 4·hidden): all steps at once
+            weight_hh_t = getattr(self, f"weight_hh_l{k}").T
+            hidden, cell = h0[k], c0[k]                   # (batch, hidden) each
+            outputs = []
+            for t in range(x.shape[0]):                   # sequential: step t waits for step t-1
+                hidden, cell = lstm_step(x_proj[t], hidden, cell, weight_hh_t)
+                outputs.append(hidden)
+            x = self._between_layers(F.stack(outputs), k)  # (seq, batch, hidden)
+            final_hidden.append(hidden)
+            final_cell.append(cell)
+        output, (h_n, c_n) = self._finish(x, [final_hidden, final_cell], batched)
+        return output, (h_n, c_n)

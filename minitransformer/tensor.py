@@ -278,6 +278,12 @@ class Tensor:
         run_backward(self._ctx, grad, retain_graph)
 
     def _accumulate_leaf(self, grad):
+        if isinstance(grad, IndexedGrad):
+            if self.grad is None:
+                self.grad = grad.dense()
+            else:
+                grad.add_to(self.grad)
+            return
         grad = backend.ensure_array(grad)
         if self.grad is None:
             self.grad = grad.copy()  # a copy: `grad` may be shared with other gradients
@@ -351,13 +357,45 @@ class Tensor:
         return F.transpose(self, None)
 
 
+class IndexedGrad:
+    """The gradient of ``x[index]`` with respect to ``x``: ``values`` at ``index``, zero
+    elsewhere, kept in that form until it is added to the rest of ``x``'s gradient.
+
+    A recurrent layer reads its input one time step at a time: x[:, 0], x[:, 1], ...
+    Were each slice's gradient a full-size array of zeros, T steps would cost T
+    full-size arrays and T full-size additions in backward -- O(T²). Written into one
+    buffer, slot by slot, they cost O(T).
+    """
+
+    __slots__ = ("shape", "dtype", "index", "values", "repeats")
+
+    def __init__(self, shape, dtype, index, values, repeats):
+        self.shape, self.dtype, self.index, self.values = shape, dtype, index, values
+        self.repeats = repeats  # True when the index may select an element twice
+
+    @property
+    def nbytes(self):
+        return self.values.nbytes  # what backward actually writes
+
+    def add_to(self, dense):
+        if self.repeats:
+            backend.scatter_add(dense, self.index, self.values)
+        else:
+            dense[self.index] += self.values
+
+    def dense(self):
+        full = backend.array_module(self.values).zeros(self.shape, dtype=self.dtype)
+        self.add_to(full)
+        return full
+
+
 def run_backward(root, grad, retain_graph=False):
     """Backpropagate ``grad``, the gradient of op ``root``'s output, through its graph.
 
     Gradients flowing into one tensor from several consumers are summed. The first
     one to arrive is stored as it is (it may be an array another op still uses);
     once a second arrives the sum is a fresh array, which later arrivals may add to
-    in place.
+    in place. A slice's gradient (:class:`IndexedGrad`) is added into its slot.
     """
     order = _topological_order(root)
     grads = {id(root): grad}   # op id -> gradient of that op's output
@@ -384,9 +422,21 @@ def run_backward(root, grad, retain_graph=False):
                 t._accumulate_leaf(g)
                 continue
             key = id(t._ctx)
-            g = backend.ensure_array(g)  # NumPy turns 0-d results into scalars
             if _tracer is not None:
                 sources.setdefault(key, []).append(node)
+            if isinstance(g, IndexedGrad):
+                # A slice's gradient goes straight into one owned buffer of the full shape.
+                if key not in grads:
+                    grads[key] = g.dense()
+                elif key in owned:
+                    g.add_to(grads[key])
+                    continue
+                else:
+                    grads[key] = grads[key].copy()
+                    g.add_to(grads[key])
+                owned.add(key)
+                continue
+            g = backend.ensure_array(g)  # NumPy turns 0-d results into scalars
             if key not in grads:
                 grads[key] = g
             elif key in owned:

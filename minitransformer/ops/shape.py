@@ -5,7 +5,7 @@ None of them does floating-point work, so their FLOPs are zero; the tracer still
 counts the bytes they move.
 """
 from .. import backend
-from ..tensor import Function
+from ..tensor import Function, IndexedGrad
 
 
 class Reshape(Function):
@@ -34,18 +34,19 @@ class Transpose(Function):
         return (grad.transpose(inverse),)
 
 
-def _is_basic(index):
-    """True when ``index`` uses only ints, slices, None and Ellipsis (no arrays)."""
+def _may_repeat(index):
+    """True when ``index`` holds an integer array, which may pick one element twice."""
     parts = index if isinstance(index, tuple) else (index,)
-    return all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts)
+    return any(backend.is_array(p) and p.dtype.kind in "iu" for p in parts)
 
 
 class GetItem(Function):
     """``x[index]``: slices, integer arrays (repeats allowed) and boolean masks.
 
     Basic indexing (slices) selects each element at most once, so backward can
-    write the gradient into place; integer arrays may select an element several
-    times, and its gradient is then the sum, which needs a scatter-add.
+    add the gradient into place; integer arrays may select an element several
+    times, and its gradient is then the sum, which needs a scatter-add. Backward
+    returns an :class:`IndexedGrad`, not a full-size array: see its docstring.
     """
     index = None
 
@@ -54,13 +55,9 @@ class GetItem(Function):
         return x[self.index]
 
     def backward(self, grad):
-        xp = backend.array_module(grad)
-        full = xp.zeros(self.shape, dtype=self.dtype)
-        if _is_basic(self.index):
-            full[self.index] = grad
-        else:
-            backend.scatter_add(full, self.index, grad)
-        return (full,)
+        # Sparse: the engine adds it into the input's gradient buffer, slot by slot.
+        return (IndexedGrad(self.shape, self.dtype, self.index, grad,
+                            repeats=_may_repeat(self.index)),)
 
 
 def _along(axis, index):

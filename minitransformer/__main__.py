@@ -1,0 +1,4 @@
+"""``python -m minitransformer``: see cli.py."""
+from .cli import main
+
+main()

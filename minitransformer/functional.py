@@ -35,17 +35,20 @@ def _binary(op_class, a, b, op):
     if a.dtype != b.dtype:
         raise TypeError(f"{op}: operands have dtypes {a.dtype} and {b.dtype}; an op keeps "
                         f"its inputs' dtype, so cast one with .astype() first")
-    _check_broadcast(op, a.shape, b.shape)
+    if a.shape != b.shape:
+        _check_broadcast(op, a.shape, b.shape)
     return op_class.apply(a, b)
 
 
 def _check_broadcast(op, *shapes):
-    ndim = builtins.max(len(s) for s in shapes)
-    for i in range(1, ndim + 1):
-        sizes = {s[-i] for s in shapes if len(s) >= i} - {1}
-        if len(sizes) > 1:
-            raise ValueError(f"{op}: shapes {' and '.join(map(str, shapes))} do not broadcast "
-                             f"(axis -{i} has sizes {sorted(sizes)})")
+    """Shapes broadcast when, axis by axis from the right, their sizes agree or are 1."""
+    for i, first in enumerate(shapes):
+        for second in shapes[i + 1:]:
+            for m, n in zip(reversed(first), reversed(second)):
+                if m != n and m != 1 and n != 1:
+                    raise ValueError(f"{op}: shapes {' and '.join(map(str, shapes))} do not "
+                                     f"broadcast (sizes {m} and {n} on one axis; each must "
+                                     f"match or be 1)")
 
 
 def _check_float(op, x, argument="input"):

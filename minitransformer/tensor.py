@@ -59,23 +59,25 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on tensors ``inputs`` and return the output tensor."""
+        # This runs for every op: it is kept lean, because on small arrays its
+        # bookkeeping, not the arithmetic, is what a step costs.
         fn = cls()
         for key, value in params.items():
             setattr(fn, key, value)
-        device = inputs[0].device
-        for t in inputs[1:]:
-            if t.device != device:
-                raise RuntimeError(f"{fn.op_name}: tensors are on different devices "
-                                   f"({', '.join(x.device for x in inputs)}); move them "
-                                   f"to one device with .to(device)")
+        if len(inputs) > 1:
+            device = inputs[0].device
+            for t in inputs[1:]:
+                if t.device != device:
+                    raise RuntimeError(f"{fn.op_name}: tensors are on different devices "
+                                       f"({', '.join(x.device for x in inputs)}); move them "
+                                       f"to one device with .to(device)")
         arrays = [t.data for t in inputs]
-        needs_grad = _grad_enabled and any(t.requires_grad for t in inputs)
-        fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        fn.needs_input_grad = needs = tuple([t.requires_grad for t in inputs])
         if _tracer is None:
             out = Tensor(fn.forward(*arrays))
         else:
             out = _tracer.run_forward(fn, inputs, arrays)
-        if needs_grad:
+        if _grad_enabled and True in needs:
             out.requires_grad = True
             out._ctx = fn
             fn.inputs = inputs

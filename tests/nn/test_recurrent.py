@@ -182,3 +182,17 @@ def test_errors_name_the_argument_before_computing():
 def test_repr():
     assert repr(nn.LSTM(3, 4, num_layers=2, batch_first=True)) == \
         "LSTM(3, 4, num_layers=2, batch_first=True)"
+
+
+def test_fused_lstm_cell_update_matches_the_equations_and_gradchecks(device):
+    """The fused op computes exactly the textbook gate equations, and its backward is right."""
+    from minitransformer.nn.recurrent import LSTMCellUpdate
+    gates = mt.randn(3, 8, dtype="float64", device=device, requires_grad=True)
+    cell = mt.randn(3, 2, dtype="float64", device=device, requires_grad=True)
+    both = LSTMCellUpdate.apply(gates, cell)
+    i, f = gates[:, 0:2].sigmoid(), gates[:, 2:4].sigmoid()
+    g, o = gates[:, 4:6].tanh(), gates[:, 6:8].sigmoid()
+    new_cell = f * cell + i * g
+    np.testing.assert_allclose(both[1].numpy(), new_cell.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(both[0].numpy(), (o * new_cell.tanh()).numpy(), rtol=1e-12)
+    assert mt.gradcheck(LSTMCellUpdate.apply, [gates, cell])

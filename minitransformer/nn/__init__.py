@@ -2,11 +2,13 @@
 
 ``module`` (Module, Parameter) -> ``layers`` (Linear, Embedding, LayerNorm,
 Dropout) -> ``recurrent`` (RNN, LSTM: a loop over time) -> ``attention``
-(all tokens at once) -> ``transformer`` (the encoder and decoder layers) -> ``loss``.
+(all tokens at once) -> ``blockwise_attention`` (the same, in memory linear
+in n) -> ``transformer`` (the encoder and decoder layers) -> ``loss``.
 """
 from .attention import (
     MultiheadAttention, causal_mask, masked_softmax, scaled_dot_product_attention,
 )
+from .blockwise_attention import blockwise_attention
 from .layers import Dropout, Embedding, LayerNorm, Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, ModuleList, Parameter
@@ -21,6 +23,7 @@ __all__ = [
     "Linear", "Embedding", "LayerNorm", "Dropout",
     "RNNCell", "LSTMCell", "RNN", "LSTM",
     "scaled_dot_product_attention", "masked_softmax", "causal_mask", "MultiheadAttention",
+    "blockwise_attention",
     "PositionalEncoding", "TransformerEncoderLayer", "TransformerDecoderLayer",
     "TransformerEncoder", "TransformerDecoder",
     "CrossEntropyLoss", "MSELoss",

@@ -159,13 +159,28 @@ class MultiheadAttention(Module):
     -> (output (L, N, E) in the query's layout,
         weights (N, L, S) averaged over heads, (N, num_heads, L, S) if not
         average_attn_weights, or None if not need_weights)
+
+    ``attention`` (not in PyTorch) picks how the heads attend: "standard"
+    (``scaled_dot_product_attention``, the n × n weights materialised) or
+    "blockwise" (``blockwise_attention``: ``block_size`` keys at a time, memory
+    linear in n, the same result to rounding). A blockwise layer never forms the
+    weights, so it returns None for them even with need_weights=True, and it has
+    no dropout on the weights: in training mode with dropout > 0 it raises.
     """
 
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False):
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, *,
+                 attention="standard", block_size=128):
         super().__init__()
         if num_heads < 1 or embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim={embed_dim} must be divisible by "
                              f"num_heads={num_heads}")
+        if attention not in ("standard", "blockwise"):
+            raise ValueError(f"MultiheadAttention: attention must be 'standard' or 'blockwise', "
+                             f"got {attention!r}")
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"MultiheadAttention: block_size must be an int >= 1, "
+                             f"got {block_size!r}")
+        self.attention, self.block_size = attention, block_size
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
         self.dropout, self.batch_first = dropout, batch_first
         self.in_proj_weight = uniform_parameter((3 * embed_dim, embed_dim),
@@ -195,9 +210,18 @@ class MultiheadAttention(Module):
                 (k,) = self._split_heads(self._project(key, E, 2 * E), 1)
                 (v,) = self._split_heads(self._project(value, 2 * E, 3 * E), 1)
         # q: (N, heads, L, head_dim), k and v: (N, heads, S, head_dim)
-        context, weights = scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=is_causal,
-            dropout_p=self.dropout if self.training else 0.0)
+        if self.attention == "blockwise":
+            if self.training and self.dropout > 0:
+                raise RuntimeError(f"MultiheadAttention(attention='blockwise') has no dropout on "
+                                   f"the attention weights, got dropout={self.dropout} in "
+                                   f"training mode; use dropout=0.0, .eval(), or 'standard'")
+            context = blockwise_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                          block_size=self.block_size)
+            need_weights, weights = False, None     # never materialised
+        else:
+            context, weights = scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=is_causal,
+                dropout_p=self.dropout if self.training else 0.0)
         output = self.out_proj(self._merge_heads(context))   # (L, N, E) or (N, L, E)
         if not batched:
             output = output.reshape(output.shape[1:] if self.batch_first else
@@ -287,5 +311,11 @@ class MultiheadAttention(Module):
         return as_bias[0].astype(query.dtype) + as_bias[1].astype(query.dtype)
 
     def extra_repr(self):
+        blockwise = (f", attention='blockwise', block_size={self.block_size}"
+                     if self.attention == "blockwise" else "")
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
-                f"batch_first={self.batch_first}")
+                f"batch_first={self.batch_first}{blockwise}")
+
+
+# The blockwise version builds on this module's mask helpers, so it comes in last.
+from .blockwise_attention import blockwise_attention  # noqa: E402

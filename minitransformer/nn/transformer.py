@@ -78,13 +78,18 @@ class TransformerEncoderLayer(Module):
       src: (seq, batch, d_model), or (batch, seq, d_model) if batch_first
       src_mask: (seq, seq) boolean, True = may not attend; src_key_padding_mask: (batch, seq)
     -> same shape as src
+
+    attention="blockwise" (with block_size) makes the attention memory-linear in
+    the sequence length; see MultiheadAttention (it needs dropout=0 to train).
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True):
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, *,
+                 attention="standard", block_size=128):
         super().__init__()
+        how_to_attend = dict(attention=attention, block_size=block_size)  # see MultiheadAttention
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first)
+                                            batch_first=batch_first, **how_to_attend)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias)
@@ -123,15 +128,19 @@ class TransformerDecoderLayer(Module):
       tgt: (T, batch, d_model), memory: (S, batch, d_model) (batch first if batch_first)
       tgt_mask: (T, T), memory_mask: (T, S); key padding masks (batch, T) and (batch, S)
     -> same shape as tgt
+
+    attention / block_size: as for TransformerEncoderLayer, for both attentions.
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True):
+                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, *,
+                 attention="standard", block_size=128):
         super().__init__()
+        how_to_attend = dict(attention=attention, block_size=block_size)  # see MultiheadAttention
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first)
+                                            batch_first=batch_first, **how_to_attend)
         self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                                 batch_first=batch_first)
+                                                 batch_first=batch_first, **how_to_attend)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias)

@@ -149,7 +149,14 @@ def build_parser():
     return parser
 
 
+# Commands with parsers of their own: everything after the name is theirs, --help too.
+_DELEGATED = {"table1": cmd_table1, "bench": cmd_bench}
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in _DELEGATED:
+        return _DELEGATED[argv[0]](argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "train" and args.resume and not args.checkpoint:
         raise SystemExit("minitransformer train: --resume needs --checkpoint DIR")

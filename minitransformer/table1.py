@@ -280,9 +280,10 @@ How to read it:
 * **LSTM.** Step 2 is the input projection of *all* tokens in one matmul
   (`{n}x1x{4 * d}`: every token's four gates) -- the only part of a recurrent layer that does not
   wait for the hidden state. Then each token costs the same chain of {per_token} ops: `matmul`
-  h W_hhᵀ, `add` the projected input, `getitem` a gate, `sigmoid`, `mul` by the old cell,
-  `add` the cell update, `tanh`, `mul` by the output gate -- and the next token's `matmul` reads
-  that hidden state, so it must wait. {n} tokens: {lstm_steps} steps; every extra token adds {per_token}.
+  h W_hhᵀ, `add` the projected input, `lstmcellupdate` (the gates and the cell update, one
+  fused op: see `nn/recurrent.py`), `getitem` the new hidden state -- and the next token's
+  `matmul` reads that hidden state, so it must wait. {n} tokens: {lstm_steps} steps; every
+  extra token adds {per_token}.
 * **Self-attention.** One matmul projects queries, keys and values of every token at once;
   one matmul scores every query against every key (`1x1x{n}x{n}`); a softmax; one matmul
   takes the weighted sum of the values; one matmul projects the output. {attention_steps} steps,

@@ -102,6 +102,7 @@ class TransformerTranslator(nn.Module):
 
     # Generation. Without a cache of keys and values, each step re-runs the
     # decoder over the whole prefix: simple, and honest about the cost.
+    # cached_decoding.CachedTransformerDecoder(model) runs only the newest position.
     def start_decoding(self, memory, src_padding_mask):
         return {"memory": memory, "src_padding_mask": src_padding_mask, "prefix": None}
 

@@ -1,0 +1,182 @@
+"""Where attention's parallelism stops: greedy decoding is n sequential steps for both models.
+
+Training a Transformer decoder reads all n target positions in one pass (teacher
+forcing). Generating cannot: token t+1 depends on the token chosen at step t, so a
+Transformer decodes in n steps, like the LSTM. This benchmark times greedy
+decoding of a batch as the output length n grows, for
+
+* ``transformer, no cache``: ``TransformerTranslator.decode_step`` re-runs the decoder
+  over the whole prefix each step -- n²/2 positions of work per sentence;
+* ``transformer, kv cache``: :class:`~..translation.cached_decoding.CachedTransformerDecoder`
+  runs each decoder layer for the newest position only -- n positions of work;
+* ``lstm``: the LSTM translator, one recurrent step per token;
+
+and, for scale, the same models reading all n positions at once (``teacher
+forcing``: one forward pass, as in training, no decoding).
+
+How the number of steps is fixed: the models have random weights (their output is
+noise, which does not change the arithmetic), and ``greedy_decode`` is called with
+``eos_id=-1``, an id no argmax can produce, so every sentence runs exactly
+``max_len = n`` steps. The source is as long as the output (n tokens), as in
+translation; the timed call includes encoding the source, which is one parallel
+pass. Tokens/s counts batch · n generated tokens per decode.
+
+On a machine shared with other jobs, a multi-threaded BLAS can make these small
+products 10-50 times slower (each product waits for all its threads to be
+scheduled); ``OPENBLAS_NUM_THREADS=1`` avoids that, and the CSV records the setting.
+"""
+import argparse
+import os
+import time
+
+from .. import backend
+from ..tensor import Tensor, no_grad
+from ..translation.cached_decoding import CachedTransformerDecoder
+from ..translation.decode import greedy_decode
+from ..translation.models import RNNTranslator, TransformerTranslator
+from ..translation.train import PRESETS
+from . import common
+
+LENGTHS = (8, 16, 32, 64, 128, 256)
+QUICK_LENGTHS = (8, 32, 64)
+METHODS = ("transformer, no cache", "transformer, kv cache", "lstm",
+           "transformer, teacher forcing", "lstm, teacher forcing")
+NEVER = -1   # an eos id no argmax can produce: decoding runs exactly max_len steps
+
+
+def make_models(vocab_size, max_len, size, device):
+    """The two translators of preset ``size`` with random weights, in eval mode."""
+    backend.manual_seed(0)
+    params = {k: v for k, v in PRESETS["transformer"][size].items() if k != "dropout"}
+    transformer = TransformerTranslator(vocab_size, vocab_size, max_len=max_len + 1, **params)
+    params = {k: v for k, v in PRESETS["lstm"][size].items() if k != "dropout"}
+    lstm = RNNTranslator(vocab_size, vocab_size, cell="lstm", **params)
+    return transformer.to(device).eval(), lstm.to(device).eval()
+
+
+def method_call(method, transformer, lstm, src, n):
+    """A function of no arguments that runs ``method`` once on the source batch."""
+    model = lstm if method.startswith("lstm") else transformer
+    if method.endswith("teacher forcing"):
+        target = src   # any n tokens: the arithmetic does not depend on their values
+
+        def forward():
+            with no_grad():
+                model(src, target)
+        return forward
+    decoder = CachedTransformerDecoder(transformer) if method.endswith("kv cache") else model
+    return lambda: greedy_decode(decoder, src, None, bos_id=1, eos_id=NEVER, max_len=n)
+
+
+def run(device="cpu", lengths=LENGTHS, batch=64, size="tiny", vocab_size=1000, repeats=3,
+        max_seconds=20.0, log=print):
+    """Time every method at every n; returns one row per (method, n).
+
+    A method whose decode took longer than ``max_seconds`` is skipped at larger n
+    (row status "skipped"), which keeps the O(n²) uncached decoder bounded.
+    """
+    transformer, lstm = make_models(vocab_size, max(lengths), size, device)
+    rows, too_slow = [], set()
+    for n in lengths:
+        ids = backend.generator("cpu").integers(4, vocab_size, size=(batch, n))
+        src = Tensor(backend.to_device(ids.astype("int64"), device))
+        for method in METHODS:
+            row = {"method": method, "n": n, "batch": batch, "size": size,
+                   "sequential_steps": 1 if method.endswith("teacher forcing") else n}
+            if method in too_slow:
+                rows.append({**row, "status": "skipped"})
+                continue
+            times = common.measure(method_call(method, transformer, lstm, src, n), device,
+                                   repeats=repeats, warmup=1)
+            stats = common.summary(times)
+            rows.append({**row, "status": "ok", **stats,
+                         "tokens_per_s": batch * n / stats["median_s"],
+                         "ms_per_step": stats["median_s"] * 1e3 / row["sequential_steps"]})
+            if stats["median_s"] > max_seconds:
+                too_slow.add(method)
+            log(format_row(rows[-1]))
+    return rows
+
+
+def format_row(r):
+    if r["status"] != "ok":
+        return f"  {r['method']:<30}{r['n']:>5}  {r['status']}"
+    return (f"  {r['method']:<30}{r['n']:>5}{r['median_s'] * 1e3:>11.1f} ms"
+            f"{r['tokens_per_s']:>11.0f} tok/s{r['ms_per_step']:>9.2f} ms/step")
+
+
+def slope(rows, method):
+    """Exponent k of decode time ~ n^k for ``method`` (2: quadratic, 1: linear)."""
+    points = [(r["n"], r["median_s"]) for r in rows
+              if r["method"] == method and r["status"] == "ok"]
+    return common.fitted_slope([p[0] for p in points], [p[1] for p in points])
+
+
+def plot(rows, path, device):
+    """Tokens/s against n (log-log), one line per method; returns the path or None."""
+    plt = common.try_pyplot()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for method in METHODS:
+        points = [(r["n"], r["tokens_per_s"]) for r in rows
+                  if r["method"] == method and r["status"] == "ok"]
+        if points:
+            ns, ys = zip(*points)
+            style = "--" if method.endswith("teacher forcing") else "-"
+            ax.plot(ns, ys, style, marker="o",
+                    label=f"{method} (time ~ n^{slope(rows, method):.2f})")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("output length n (tokens)")
+    ax.set_ylabel("tokens / s (batch of %d)" % rows[0]["batch"])
+    ax.set_title(f"greedy decoding vs one teacher-forced pass ({device})", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
+    parser.add_argument("--lengths", type=int, nargs="+", default=None,
+                        help=f"output lengths n (default {' '.join(map(str, LENGTHS))})")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", default="tiny", choices=sorted(PRESETS["transformer"]))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="a method slower than this per decode is skipped at larger n")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"n = {' '.join(map(str, QUICK_LENGTHS))}, batch 32, 2 repeats")
+    parser.add_argument("--out-dir", default=None, help="default bench/results/<device>/")
+    args = parser.parse_args(argv)
+    lengths = args.lengths or (QUICK_LENGTHS if args.quick else LENGTHS)
+    batch = min(args.batch, 32) if args.quick else args.batch
+    repeats = min(args.repeats, 2) if args.quick else args.repeats
+    out_dir = args.out_dir or common.results_dir(args.device)
+    where = common.device_description(args.device)
+    print(f"greedy decoding, batch {batch}, {args.size} models with random weights, on {where}")
+    start = time.perf_counter()
+    rows = run(args.device, lengths, batch, args.size, repeats=repeats,
+               max_seconds=args.max_seconds)
+    slopes = {m: slope(rows, m) for m in METHODS}
+    for method, k in slopes.items():
+        print(f"  {method}: decode time ~ n^{k:.2f}")
+    comment = "\n".join([f"decoding on {where}; OPENBLAS_NUM_THREADS="
+                         f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
+                         f"batch={batch} size={args.size} repeats={repeats} float32, random "
+                         f"weights, eos disabled (every row decodes exactly n steps); source "
+                         f"length = n; times include encoding the source",
+                         "slopes of time vs n: " + ", ".join(f"{m} {k:.2f}"
+                                                             for m, k in slopes.items())])
+    path = common.write_csv(f"{out_dir}/decoding.csv", rows, comment)
+    png = plot(rows, f"{out_dir}/decoding.png", args.device)
+    print(f"wrote {path}{' and ' + png if png else ''} in {time.perf_counter() - start:.0f} s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Smoke tests of the decoding and time-to-BLEU benchmarks and of the `bench` runner, at
+tiny sizes: they run, write their CSV, and report sensible rows (no timing asserts)."""
+import csv
+
+from minitransformer.benchmarks import decoding, quick, time_to_bleu
+
+
+def read_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def test_decoding_writes_one_row_per_method_and_length(tmp_path):
+    decoding.main(["--lengths", "2", "4", "--batch", "2", "--repeats", "1",
+                   "--out-dir", str(tmp_path)])
+    rows = read_rows(tmp_path / "decoding.csv")
+    assert {(r["method"], int(r["n"])) for r in rows} == {
+        (m, n) for m in decoding.METHODS for n in (2, 4)}
+    for r in rows:
+        assert r["status"] == "ok" and float(r["tokens_per_s"]) > 0
+        # greedy decoding runs exactly n steps (eos disabled); teacher forcing is one pass
+        assert int(r["sequential_steps"]) == (1 if "teacher" in r["method"] else int(r["n"]))
+
+
+def test_time_to_bleu_records_thresholds_and_curves(tmp_path):
+    rows, curves = time_to_bleu.run(budget=0.3, mirror_budget=0.3, lengths=(4,), eval_every=2,
+                                    mirror_eval_every=2, eval_sentences=4, corpus_size=300,
+                                    mirror_pairs=40, batch_size=8, log=lambda *a: None)
+    assert {(r["task"], r["model"]) for r in rows} == {
+        (task, model) for task in ("corpus", "mirror") for model in time_to_bleu.MODELS}
+    assert len(rows) == 2 * len(time_to_bleu.BLEU_THRESHOLDS) + 2 * len(
+        time_to_bleu.ACCURACY_THRESHOLDS)
+    for r in rows:   # reached thresholds carry the training clock at their first crossing
+        assert r["seconds"] == "" or 0 < r["seconds"] <= r["trained_seconds"]
+    assert all(0 <= p["train_seconds"] for p in curves)
+    time_to_bleu.print_table(rows, log=lambda *a: None)
+
+
+def test_time_to_bleu_main_writes_its_csv_files(tmp_path):
+    time_to_bleu.main(["--budget", "0", "--mirror-budget", "0.2", "--lengths", "3",
+                       "--eval-every", "1", "--eval-sentences", "3", "--out-dir", str(tmp_path)])
+    assert {r["task"] for r in read_rows(tmp_path / "time_to_bleu.csv")} == {"mirror"}
+    assert read_rows(tmp_path / "time_to_bleu_curves.csv")
+
+
+def test_bench_runner_reports_each_benchmark(tmp_path, monkeypatch):
+    monkeypatch.setattr(quick.common, "results_dir", lambda device: str(tmp_path))
+    monkeypatch.setitem(quick.BENCHMARKS, "decoding", (
+        "decoding", ["--lengths", "2", "--batch", "2", "--repeats", "1"], True, "--out-dir",
+        quick._decoding))
+    summary = quick.main(["--quick", "--only", "decoding"])
+    assert [(row["benchmark"], row["status"]) for row in summary] == [("decoding", "ok")]
+    assert (tmp_path / "quick" / "decoding.csv").exists()

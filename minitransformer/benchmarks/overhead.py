@@ -1,0 +1,108 @@
+"""The engine's cost over the same arithmetic written by hand with no autograd.
+
+For one multi-head self-attention layer and one LSTM layer, forward + backward,
+the engine (``nn.MultiheadAttention``, ``nn.LSTM``) is timed against
+``reference.py`` (the same maths on bare arrays). Both sides use the same weights
+and inputs; their runs alternate, so a burst of noise on a shared machine hits both.
+Ratio = engine time / hand-written time: 1.0 would mean the engine costs nothing.
+"""
+import argparse
+import statistics
+
+from .. import backend, nn
+from ..tensor import Tensor
+from . import common, reference
+
+TARGETS = {"attention": 1.15, "lstm": 1.3}
+
+
+def _attention_pair(batch, seq, dim, heads, device):
+    layer = nn.MultiheadAttention(dim, heads, batch_first=True).to(device)
+    x_array = backend.random_normal((batch, seq, dim), "float32", device)
+    grad_out = backend.random_normal((batch, seq, dim), "float32", device)
+    weights = [layer.in_proj_weight.data, layer.in_proj_bias.data,
+               layer.out_proj.weight.data, layer.out_proj.bias.data]
+
+    def engine():
+        x = Tensor(x_array, requires_grad=True)
+        out, _ = layer(x, x, x, need_weights=False)
+        out.backward(Tensor(grad_out))
+        layer.zero_grad()
+
+    def by_hand():
+        reference.attention_forward_backward(x_array, *weights, heads, grad_out)
+
+    return engine, by_hand
+
+
+def _lstm_pair(batch, seq, dim, device):
+    layer = nn.LSTM(dim, dim, batch_first=True).to(device)
+    x_array = backend.random_normal((batch, seq, dim), "float32", device)
+    grad_out = backend.random_normal((batch, seq, dim), "float32", device)
+    weights = [layer.weight_ih_l0.data, layer.weight_hh_l0.data,
+               layer.bias_ih_l0.data, layer.bias_hh_l0.data]
+
+    def engine():
+        x = Tensor(x_array, requires_grad=True)
+        out, _ = layer(x)
+        out.backward(Tensor(grad_out))
+        layer.zero_grad()
+
+    def by_hand():
+        reference.lstm_forward_backward(x_array, *weights, grad_out)
+
+    return engine, by_hand
+
+
+def compare(engine, by_hand, device, repeats):
+    """Alternate the two, ``repeats`` times each after a warm-up; medians and ratio."""
+    for _ in range(2):
+        engine()
+        by_hand()
+    engine_times, hand_times = [], []
+    for _ in range(repeats):
+        engine_times += common.measure(engine, device, repeats=1, warmup=0)
+        hand_times += common.measure(by_hand, device, repeats=1, warmup=0)
+    e, h = statistics.median(engine_times), statistics.median(hand_times)
+    return {"engine_ms": e * 1e3, "by_hand_ms": h * 1e3, "ratio": e / h}
+
+
+def run(device="cpu", batch=32, dim=256, heads=8, lengths=(16, 32, 64, 128, 256), repeats=7):
+    rows = []
+    for seq in lengths:
+        for layer in ("attention", "lstm"):
+            engine, by_hand = (_attention_pair(batch, seq, dim, heads, device) if layer == "attention"
+                               else _lstm_pair(batch, seq, dim, device))
+            result = compare(engine, by_hand, device, repeats)
+            rows.append({"layer": layer, "n": seq, "batch": batch, "d": dim, **result,
+                         "target": TARGETS[layer]})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--d", type=int, default=256)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    where = common.device_description(args.device)
+    rows = run(args.device, args.batch, args.d, args.heads, args.lengths, args.repeats)
+    print(f"engine vs hand-written arrays, forward+backward, batch {args.batch}, d {args.d}, on {where}")
+    print(f"  {'layer':<10}{'n':>5}{'engine ms':>12}{'by hand ms':>12}{'ratio':>8}{'target':>8}")
+    for r in rows:
+        flag = "" if r["ratio"] <= r["target"] else "  (missed)"
+        print(f"  {r['layer']:<10}{r['n']:>5}{r['engine_ms']:>12.2f}{r['by_hand_ms']:>12.2f}"
+              f"{r['ratio']:>8.2f}{'<= ' + str(r['target']):>8}{flag}")
+    path = args.out or f"{common.results_dir(args.device)}/overhead.csv"
+    common.write_csv(path, rows, f"overhead on {where}\nbatch={args.batch} d={args.d} "
+                                 f"heads={args.heads} repeats={args.repeats} (medians)")
+    print(f"wrote {path}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

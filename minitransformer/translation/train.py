@@ -27,16 +27,18 @@ from .models import RNNTranslator, TransformerTranslator, build_model
 from .vocab import Vocabulary
 
 # Model sizes: "tiny" trains in the demo's minutes on two cores; "small" is for the
-# longer runs.
+# longer runs. The tiny models use no dropout: on the built-in corpus, whose
+# sentences all follow one grammar, dropout only slowed learning (valid BLEU after 6
+# epochs: Transformer 57 with dropout 0.1, 85 without; LSTM 88 and 92).
 PRESETS = {
     "transformer": {
         "tiny": dict(d_model=64, nhead=4, num_encoder_layers=2, num_decoder_layers=2,
-                     dim_feedforward=128, dropout=0.1),
+                     dim_feedforward=128, dropout=0.0),
         "small": dict(d_model=128, nhead=4, num_encoder_layers=3, num_decoder_layers=3,
                       dim_feedforward=256, dropout=0.1),
     },
     "lstm": {
-        "tiny": dict(embed_dim=64, hidden_size=128, num_layers=1, dropout=0.1),
+        "tiny": dict(embed_dim=64, hidden_size=128, num_layers=1, dropout=0.0),
         "small": dict(embed_dim=128, hidden_size=256, num_layers=2, dropout=0.1),
     },
 }

@@ -148,6 +148,22 @@ def scatter_add(target, index, values):
         numpy.add.at(target, index, values)
 
 
+def device_name(device=None):
+    """The hardware behind ``device``: the GPU's name, or the CPU's model name."""
+    if resolve_device(device) == "gpu":
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+        return name.decode() if isinstance(name, bytes) else name
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
 def synchronize(device=None):
     """Wait until ``device`` has finished all queued work.
 

@@ -325,23 +325,9 @@ def trace_training_step(layer, n=64, d=64, heads=1, device="cpu", directory=None
     return t
 
 
-def _machine(device):
-    if device == "gpu":
-        name = backend.cupy.cuda.runtime.getDeviceProperties(0)["name"]
-        return name.decode() if isinstance(name, bytes) else name
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def describe(device, d, heads, ns):
     versions = f"numpy {backend.numpy.__version__}, Python {platform.python_version()}"
-    machine = _machine(device)
+    machine = backend.device_name(device)
     return (f"minitransformer table1: one layer, batch 1, forward pass, device {device} "
             f"({machine}, {os.cpu_count()} cores; {versions})\n"
             f"d = {d}, heads = {heads}, n = {', '.join(map(str, ns))}")
@@ -387,7 +373,7 @@ def main(argv=None):
         for layer in ("lstm", "attention"):
             t = trace_training_step(layer, n, args.d, args.heads, device, args.trace_step)
             print(f"== {layer}: one training step, n = {n}, d = {args.d}, on the {device} "
-                  f"({_machine(device)})")
+                  f"({backend.device_name(device)})")
             print(t.report("all"), end="\n\n")
         print(f"wrote trace_<layer>_{device}.csv/.json/.png to {args.trace_step}")
         return 0

@@ -58,27 +58,6 @@ def check_tracemalloc_sees_arrays():
                            f"NumPy does not report its allocations, so CPU peaks would be wrong")
 
 
-def peak_bytes(step, device):
-    """Bytes allocated at the high-water mark of ``step()``, above those alive before."""
-    if device == "gpu":
-        pool = backend.cupy.get_default_memory_pool()
-        backend.synchronize(device)
-        pool.free_all_blocks()                  # the pool now holds only live arrays
-        before = pool.total_bytes()
-        step()
-        backend.synchronize(device)
-        return pool.total_bytes() - before      # freed blocks stay held: the high-water mark
-    tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        step()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - before
-
-
 def memory_budget(device, gib=None):
     """Bytes a variant may use: ``gib`` when given; else 4 GiB on the CPU and 80% of
     the GPU's free memory."""
@@ -149,7 +128,7 @@ def run(device="cpu", lengths=None, batch=1, heads=4, head_dim=64, block_size=12
                     step, _ = attention_step(variant, batch, heads, n, head_dim, block_size,
                                              device)
                     start = time.perf_counter()
-                    peak = peak_bytes(step, device)
+                    peak = common.peak_bytes(step, device)
                     seconds = time.perf_counter() - start
                     row.update(peak_mib=round(peak / MIB, 3), seconds=round(seconds, 4))
                     last = (n, peak, seconds)

@@ -13,42 +13,21 @@ import statistics
 from .. import backend
 
 
-def cpu_name():
-    """The CPU's model name, from /proc/cpuinfo where there is one."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def gpu_name():
-    """The CUDA device's name, or None without a GPU."""
-    if not backend.gpu_available():
-        return None
-    props = backend.cupy.cuda.runtime.getDeviceProperties(0)
-    name = props["name"]
-    return name.decode() if isinstance(name, bytes) else name
-
-
 def device_description(device):
     """One line naming the hardware and the library versions that produced a figure."""
     versions = f"numpy {backend.numpy.__version__}, Python {platform.python_version()}"
     if device == "gpu":
         cupy = backend.cupy
         cuda = cupy.cuda.runtime.runtimeGetVersion()
-        return (f"{gpu_name()} (CuPy {cupy.__version__}, CUDA runtime {cuda // 1000}.{cuda % 1000 // 10}, "
+        return (f"{backend.device_name('gpu')} (CuPy {cupy.__version__}, CUDA runtime {cuda // 1000}.{cuda % 1000 // 10}, "
                 f"{versions})")
-    return f"{cpu_name()}, {os.cpu_count()} cores ({versions})"
+    return f"{backend.device_name('cpu')}, {os.cpu_count()} cores ({versions})"
 
 
 def results_dir(device, root="bench/results"):
     """``bench/results/cpu`` or ``bench/results/gpu-<model>`` (e.g. gpu-h100)."""
     if device == "gpu":
-        name = (gpu_name() or "gpu").lower()
+        name = backend.device_name("gpu").lower()
         model = next((w for w in name.replace("nvidia", "").split() if any(c.isdigit() for c in w)),
                      "cuda")
         sub = f"gpu-{model}"
@@ -70,6 +49,34 @@ def measure(fn, device, repeats=5, warmup=2, min_time=0.0):
         fn()
         times.append(backend.timer(device) - start)
     return times
+
+
+def peak_bytes(step, device):
+    """Bytes allocated at the high-water mark of ``step()``, above those alive before it.
+
+    CPU: ``tracemalloc``, which sees NumPy's array buffers (NumPy reports them to it),
+    so this counts activations, gradients and temporaries; it slows Python down, so
+    never time the same run. GPU: CuPy's memory pool, emptied of free blocks first;
+    blocks freed during the step stay held, so its size afterwards is the high-water mark.
+    """
+    if device == "gpu":
+        pool = backend.cupy.get_default_memory_pool()
+        backend.synchronize(device)
+        pool.free_all_blocks()
+        before = pool.total_bytes()
+        step()
+        backend.synchronize(device)
+        return pool.total_bytes() - before
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before
 
 
 def summary(times):

@@ -169,7 +169,7 @@ def attention_memory(lengths=ATTENTION_LENGTHS, batch=8, dim=256, heads=8, devic
             step = seq_scaling.training_step("attention", layer, batch, seq, dim, device)
             start = time.perf_counter()
             try:
-                peak = seq_scaling.peak_memory(step, device) / 2**20
+                peak = common.peak_bytes(step, device) / 2**20
             except MemoryError:       # the largest n may not fit: record, go on
                 peak = float("nan")
             rows.append({"variant": variant, "n": seq, "batch": batch, "d": dim, "heads": heads,

@@ -31,7 +31,6 @@ and marked so in the CSV.
 import argparse
 import math
 import time
-import tracemalloc
 
 from .. import backend, nn
 from ..tensor import Tensor
@@ -91,25 +90,6 @@ def training_step(kind, layer, batch, seq, dim, device):
 
 
 # ---------------------------------------------------------------- what one step costs
-def peak_memory(step, device):
-    """Bytes allocated at the high-water mark of one ``step()``, above those alive before."""
-    if device == "gpu":
-        pool = backend.cupy.get_default_memory_pool()
-        backend.synchronize(device)
-        pool.free_all_blocks()
-        before = pool.total_bytes()
-        step()
-        backend.synchronize(device)
-        return pool.total_bytes() - before
-    tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        step()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - before
 
 
 def trace_counts(step):
@@ -145,7 +125,7 @@ def measure_point(kind, seq, batch, dim, heads, device, repeats, peak_gflops, bu
         row["status"] = f"skipped: ~{estimate:.1f} s a step exceeds the time budget"
         return row
     counts = trace_counts(step)                         # untimed: the tracer slows ops down
-    memory = peak_memory(step, device)                  # untimed: so does tracemalloc
+    memory = common.peak_bytes(step, device)                  # untimed: so does tracemalloc
     times = common.measure(step, device, repeats=repeats, warmup=0, min_time=min_time)
     stats = common.summary(times)
     median = stats["median_s"]

@@ -8,7 +8,11 @@ skips and returns. Forward + backward, batch 32, d = 256, n = 16..256, of
   (post-norm, ReLU, feed-forward 4·d, no dropout);
 * ``lstm``: ``nn.LSTM`` vs a Python loop of ``torch.nn.LSTMCell`` steps -- the same
   algorithm, one step at a time, so the ratio compares the engines, not cuDNN-style
-  fused kernels.
+  fused kernels;
+* ``translator``: one full training step (forward, label-smoothed loss, backward,
+  clipping, Adam) of the tiny ``TransformerTranslator`` against the same model built
+  from PyTorch's modules, on one batch of the built-in corpus (batch 64; ``n`` is the
+  batch's target length).
 
 Both sides get the same weights (our layers use PyTorch's names and layouts, so
 a state dict copies across) and the same input; runs alternate (see
@@ -30,7 +34,7 @@ from .. import backend
 from ..tensor import Tensor
 from . import common, seq_scaling
 
-TARGETS = {"attention": 1.5, "encoder": 1.5, "lstm": 1.2}
+TARGETS = {"attention": 1.5, "encoder": 1.5, "lstm": 1.2, "translator": 2.0}
 TORCH_THREADS = 2
 
 
@@ -98,6 +102,78 @@ def make_pair(torch, kind, batch, seq, dim, heads):
     return engine, pytorch, float(abs(ours - theirs).max())
 
 
+def _torch_translator(torch, model):
+    """PyTorch's version of our tiny TransformerTranslator (tied output projection),
+    with a copy of its weights: the module names match one to one."""
+    config = model.config
+    d, pad = config["d_model"], config["pad_id"]
+
+    class Translator(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.src_embed = torch.nn.Embedding(config["src_vocab_size"], d, padding_idx=pad)
+            self.tgt_embed = torch.nn.Embedding(config["tgt_vocab_size"], d, padding_idx=pad)
+            layer_args = dict(d_model=d, nhead=config["nhead"], dropout=0.0, batch_first=True,
+                              dim_feedforward=config["dim_feedforward"])
+            self.encoder = torch.nn.TransformerEncoder(
+                torch.nn.TransformerEncoderLayer(**layer_args), config["num_encoder_layers"],
+                enable_nested_tensor=False)
+            self.decoder = torch.nn.TransformerDecoder(
+                torch.nn.TransformerDecoderLayer(**layer_args), config["num_decoder_layers"])
+            self.register_buffer("pe", torch.from_numpy(backend.to_numpy(model.positions.pe.data)))
+
+        def forward(self, src, tgt_in, src_mask, tgt_mask):
+            scale = d ** 0.5
+            memory = self.encoder(self.src_embed(src) * scale + self.pe[:src.shape[1]],
+                                  src_key_padding_mask=src_mask)
+            future = torch.triu(torch.ones(tgt_in.shape[1], tgt_in.shape[1], dtype=torch.bool), 1)
+            hidden = self.decoder(self.tgt_embed(tgt_in) * scale + self.pe[:tgt_in.shape[1]],
+                                  memory, tgt_mask=future, tgt_key_padding_mask=tgt_mask,
+                                  memory_key_padding_mask=src_mask)
+            return hidden @ self.tgt_embed.weight.T
+
+    translator = Translator()
+    state = {k: torch.from_numpy(backend.to_numpy(v)) for k, v in model.state_dict().items()}
+    translator.load_state_dict(state, strict=False)   # strict=False: the pe buffer is ours
+    return translator
+
+
+def make_translator_pair(torch, batch_size=64):
+    """One full training step of the tiny Transformer translator (forward, label-smoothed
+    loss, backward, clipping, Adam) in each library, on the same batch and weights."""
+    from ..translation.batching import encode_pairs, make_batches
+    from ..translation.grammar import load_corpus
+    from ..translation.train import new_trainer
+    pairs = load_corpus(size=4000, seed=0)["train"]
+    trainer = new_trainer("transformer", pairs)
+    batch = make_batches(encode_pairs(pairs, trainer.src_vocab, trainer.tgt_vocab), batch_size,
+                         seed=0)[0]
+    model = _torch_translator(torch, trainer.model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=trainer.optimizer.param_groups[0]["lr"],
+                                 betas=(0.9, 0.98), eps=1e-9)
+    src, tgt_in, tgt_out, src_mask, tgt_mask = (torch.from_numpy(t.numpy()) for t in (
+        batch.src, batch.tgt_in, batch.tgt_out, batch.src_padding_mask, batch.tgt_padding_mask))
+
+    def torch_loss():
+        logits = model(src, tgt_in, src_mask, tgt_mask)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 tgt_out.reshape(-1), ignore_index=0,
+                                                 label_smoothing=0.1)
+
+    def pytorch():
+        optimizer.zero_grad(set_to_none=True)
+        torch_loss().backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    with torch.no_grad():
+        theirs = model(src, tgt_in, src_mask, tgt_mask).numpy()
+    ours = trainer.model(batch.src, batch.tgt_in, batch.src_padding_mask,
+                         batch.tgt_padding_mask).numpy()
+    difference = float(abs(ours - theirs).max())   # of the logits, before any step
+    return (lambda: trainer.train_step(batch)), pytorch, difference, tgt_in.shape[1]
+
+
 def compare(engine, pytorch, repeats):
     """Alternate the two sides ``repeats`` times; each side's timed run follows an
     untimed one, so the other library's idle threads have gone to sleep."""
@@ -117,6 +193,10 @@ def run(batch=32, dim=256, heads=8, lengths=(16, 32, 64, 128, 256), repeats=7,
         return None
     torch.set_num_threads(TORCH_THREADS)
     rows = []
+    engine, pytorch, difference, seq = make_translator_pair(torch)
+    rows.append({"layer": "translator", "n": seq, "batch": 64, "d": 64, "heads": 4,
+                 **compare(engine, pytorch, repeats), "target": TARGETS["translator"],
+                 "max_output_difference": difference})
     for seq in lengths:
         for kind in layers:
             engine, pytorch, difference = make_pair(torch, kind, batch, seq, dim, heads)

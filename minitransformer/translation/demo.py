@@ -64,6 +64,29 @@ def sentence_attention(trainer, source, target):
     return weights, src_tokens, predicted
 
 
+def _shortest_and_longest(pairs, count=32):
+    by_length = sorted(pairs, key=lambda pair: len(pair[0].split()))
+    return by_length[:count], by_length[-count:]
+
+
+def _words(pairs):
+    lengths = sorted(len(src.split()) for src, _ in pairs)
+    return f"{lengths[0]}" if lengths[0] == lengths[-1] else f"{lengths[0]}-{lengths[-1]}"
+
+
+def sequential_ops(trainer, pairs):
+    """The critical path, in ops, of the model's forward pass over one batch of ``pairs``."""
+    from ..tensor import no_grad
+    from ..trace import trace
+    from .batching import encode_pairs, make_batch
+    batch = make_batch(encode_pairs(pairs, trainer.src_vocab, trainer.tgt_vocab),
+                       device=trainer.device)
+    trainer.model.eval()
+    with no_grad(), trace() as t:
+        trainer.model(batch.src, batch.tgt_in, batch.src_padding_mask, batch.tgt_padding_mask)
+    return t.summary("forward")["sequential_ops"]
+
+
 def run(device="cpu", seconds_per_model=100, corpus_size=20000, test_sentences=500,
         examples=5, seed=0, out_dir="demo_output", log=print):
     """Train both translators for ``seconds_per_model`` each and print the comparison."""
@@ -96,15 +119,18 @@ def run(device="cpu", seconds_per_model=100, corpus_size=20000, test_sentences=5
             log(f"  {kind:<12} {results[kind]['hypotheses'][i]}")
         log("")
 
-    log("--- one training step, measured by the tracer")
-    log(f"  {'model':<12}{'test BLEU':>10}{'sequential ops':>16}{'ops':>8}{'matmul share':>14}")
+    short, long = _shortest_and_longest(data["test"])
+    log("--- sequential ops: the longest chain of dependent ops in one forward pass, measured")
+    log(f"  {'model':<12}{'test BLEU':>10}{'short sentences':>17}{'long sentences':>16}"
+        f"{'matmul share of a step':>24}")
     for kind, r in results.items():
-        p = r["profile"]
-        log(f"  {kind:<12}{r['bleu']:>10.1f}{p['sequential_ops']:>16}{p['ops']:>8}"
-            f"{p['matmul_share']:>14.0%}")
-    log("  sequential ops: the longest chain of dependent ops in the forward pass of one batch.\n"
-        "  The LSTM's grows with the sentence length (one step per token, encoder and decoder);\n"
-        "  the Transformer's depends on its number of layers, not on the length.\n")
+        counts = [sequential_ops(r["trainer"], pairs) for pairs in (short, long)]
+        log(f"  {kind:<12}{r['bleu']:>10.1f}{counts[0]:>17}{counts[1]:>16}"
+            f"{r['profile']['matmul_share']:>24.0%}")
+    log(f"  (a batch of the {len(short)} shortest test sentences, {_words(short)} words each, and "
+        f"of the {len(long)} longest, {_words(long)} words)\n"
+        "  The LSTM's chain grows with the sentence: one step per token, in the encoder and the\n"
+        "  decoder. The Transformer's is set by its number of layers, whatever the length.\n")
 
     src, ref = test[0]
     for kind, r in results.items():

@@ -72,7 +72,7 @@ class Optimizer:
                         self._update(p, p.grad, self.state.setdefault(id(p), {}), group)
 
     def _update(self, param, grad, state, group):  # abstract: each optimizer's rule
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}._update (abstract)")
 
     # ------------------------------------------------------------ state
     def state_dict(self):

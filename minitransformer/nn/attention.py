@@ -93,6 +93,19 @@ def _split_mask(mask, dtype):
 
 
 # ---------------------------------------------------------------- the formula
+def check_query_key_value(name, query, key, value):
+    """Shapes (..., L, E), (..., S, E), (..., S, Ev), or a ValueError naming ``name``."""
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise ValueError(f"{name}: query, key and value need at least 2 dims (..., seq, "
+                         f"features), got {query.shape}, {key.shape}, {value.shape}")
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(f"{name}: key has shape {key.shape}, expected features "
+                         f"{query.shape[-1]} to match query {query.shape}")
+    if value.shape[-2] != key.shape[-2]:
+        raise ValueError(f"{name}: value has shape {value.shape}, expected {key.shape[-2]} "
+                         f"positions to match key {key.shape}")
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=False,
                                  dropout_p=0.0, scale=None):
     """softmax(query keyᵀ · scale + mask) value, for all queries at once.
@@ -103,15 +116,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=Fa
     future (key j > query i). scale: default 1/√E. dropout_p: dropout on the weights.
     Returns (output (..., L, Ev), weights (..., L, S)).
     """
-    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
-        raise ValueError(f"scaled_dot_product_attention: query, key and value need at least 2 "
-                         f"dims (..., seq, features), got {query.shape}, {key.shape}, {value.shape}")
-    if key.shape[-1] != query.shape[-1]:
-        raise ValueError(f"scaled_dot_product_attention: key has shape {key.shape}, expected "
-                         f"features {query.shape[-1]} to match query {query.shape}")
-    if value.shape[-2] != key.shape[-2]:
-        raise ValueError(f"scaled_dot_product_attention: value has shape {value.shape}, expected "
-                         f"{key.shape[-2]} positions to match key {key.shape}")
+    check_query_key_value("scaled_dot_product_attention", query, key, value)
     seq_q, seq_k = query.shape[-2], key.shape[-2]
     mask = None
     if attn_mask is not None:

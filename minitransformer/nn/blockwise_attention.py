@@ -29,7 +29,7 @@ import math
 
 from .. import backend
 from ..tensor import Function, unbroadcast
-from .attention import _mask_array
+from .attention import _mask_array, check_query_key_value
 
 
 def _block_columns(mask, start, stop):
@@ -179,15 +179,7 @@ def blockwise_attention(query, key, value, attn_mask=None, is_causal=False, bloc
     block may be shorter). scale: default 1/√E. Returns the output (..., L, Ev).
     """
     name = "blockwise_attention"
-    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
-        raise ValueError(f"{name}: query, key and value need at least 2 dims (..., seq, "
-                         f"features), got {query.shape}, {key.shape}, {value.shape}")
-    if key.shape[-1] != query.shape[-1]:
-        raise ValueError(f"{name}: key has shape {key.shape}, expected features "
-                         f"{query.shape[-1]} to match query {query.shape}")
-    if value.shape[-2] != key.shape[-2]:
-        raise ValueError(f"{name}: value has shape {value.shape}, expected {key.shape[-2]} "
-                         f"positions to match key {key.shape}")
+    check_query_key_value(name, query, key, value)
     if _broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2]) is None:
         raise ValueError(f"{name}: the leading (batch, head) axes of query {query.shape}, "
                          f"key {key.shape} and value {value.shape} do not broadcast")

@@ -29,7 +29,6 @@ printed beside the paper's entry. Run ``python -m minitransformer table1`` or
 """
 import argparse
 import csv
-import math
 import os
 import platform
 import time

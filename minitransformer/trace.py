@@ -493,7 +493,7 @@ def _backward_steps(forward):
     if forward is None:
         return 1
     if forward.name == "matmul":
-        (a_shape, b_shape), out_shape = forward.input_shapes, forward.output_shapes[0]
+        b_shape, out_shape = forward.input_shapes[1], forward.output_shapes[0]
         # dA = dC Bᵀ contracts over C's columns; dB = Aᵀ dC over every row of C
         # that used the same B (all rows, and the batch axes B was broadcast along).
         out_cols = out_shape[-1] if len(b_shape) > 1 else 1

@@ -13,7 +13,6 @@ import pytest
 
 import minitransformer as mt
 from minitransformer import analysis
-from minitransformer.tensor import Tensor
 from minitransformer.trace import trace
 
 from .conftest import to_host

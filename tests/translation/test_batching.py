@@ -3,7 +3,6 @@ bucketing, seeded shuffling, devices."""
 import numpy as np
 import pytest
 
-import minitransformer as mt
 from minitransformer.translation.batching import (causal_mask, encode_pairs, make_batch,
                                                   make_batches)
 from minitransformer.translation.vocab import Vocabulary

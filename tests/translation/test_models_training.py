@@ -5,7 +5,6 @@ import os
 import numpy as np
 import pytest
 
-import minitransformer as mt
 from minitransformer.translation import checkpoint, detokenize, tokenize
 from minitransformer.translation.batching import make_batch
 from minitransformer.translation.decode import beam_search, greedy_decode

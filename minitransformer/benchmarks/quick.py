@@ -124,10 +124,12 @@ def main(argv=None):
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="reduced sizes and budgets: all benchmarks in < 5 min on 2 cores")
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
+    parser.add_argument("--device", default=None, choices=backend.DEVICES,
+                        help="cpu or gpu (default: $MINITRANSFORMER_DEVICE, else cpu)")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), metavar="NAME",
                         help="run only these: " + ", ".join(BENCHMARKS))
     args = parser.parse_args(argv)
+    args.device = backend.resolve_device(args.device)
     device = backend.resolve_device(args.device)
     backend.set_default_device(device)
     # Quick results go to a folder of their own, so they never overwrite full ones.

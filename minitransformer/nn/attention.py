@@ -292,7 +292,7 @@ class MultiheadAttention(Module):
             expected = (N, S) if batched else (S,)
             if kpm.shape != expected:
                 raise ValueError(f"{name}: key_padding_mask has shape {kpm.shape}, expected "
-                                 f"{expected} (batch, key length)")
+                                 f"{expected} {'(batch, key length)' if batched else '(key length,)'}")
             masks.append(kpm.reshape(N, 1, 1, S))
         if attn_mask is not None:
             am = _mask_array(attn_mask, "attn_mask", query.device)
@@ -313,7 +313,7 @@ class MultiheadAttention(Module):
         xp = backend.array_module(a)
         as_bias = [m if m.dtype.kind == "f" else xp.where(m, -math.inf, 0.0).astype(query.dtype)
                    for m in (a, b)]
-        return as_bias[0].astype(query.dtype) + as_bias[1].astype(query.dtype)
+        return as_bias[0] + as_bias[1]
 
     def extra_repr(self):
         blockwise = (f", attention='blockwise', block_size={self.block_size}"

@@ -136,7 +136,8 @@ class _CellBase(Module):
                 state = zeros(x.shape[0], self.hidden_size, dtype=x.dtype, device=x.device)
             else:
                 expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
-                _check_state(name, arg, state, expected, "(batch, hidden_size)")
+                _check_state(name, arg, state, expected,
+                             "(batch, hidden_size)" if batched else "(hidden_size,)")
                 state = state if batched else state.reshape(1, -1)
             out.append(state)
         return x, batched, out
@@ -238,7 +239,8 @@ class _RecurrentBase(Module):
         expected = ((self.num_layers, batch, self.hidden_size) if batched
                     else (self.num_layers, self.hidden_size))
         _check_state(type(self).__name__, argument, state, expected,
-                     "(num_layers, batch, hidden_size)")
+                     "(num_layers, batch, hidden_size)" if batched
+                     else "(num_layers, hidden_size) for unbatched input")
         return state if batched else state.reshape(self.num_layers, 1, self.hidden_size)
 
     def _between_layers(self, x, k):
@@ -318,11 +320,6 @@ class LSTM(_RecurrentBase):
       h_n, c_n: (num_layers, batch, hidden_size): every layer's final hidden and cell state
     """
     gates = 4
-
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional)
 
     def forward(self, input, hx=None):
         x, batched = self._prepare(input)                 # (seq, batch, input_size)

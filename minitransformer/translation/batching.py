@@ -23,6 +23,7 @@ import random
 from dataclasses import dataclass
 
 from .. import backend
+from ..nn.attention import causal_mask as nn_causal_mask
 from ..tensor import Tensor, tensor
 from .vocab import Vocabulary
 
@@ -69,8 +70,7 @@ class Batch:
 def causal_mask(n, device=None):
     """Tensor (n, n) bool, True above the diagonal: position i may not attend to the
     later positions j > i (the decoder must not see the words it is to predict)."""
-    xp = backend.xp_for(device)
-    return Tensor(xp.triu(xp.ones((n, n), dtype=bool), k=1))
+    return nn_causal_mask(n, device=device)
 
 
 def encode_pairs(pairs, src_vocab, tgt_vocab, src_eos=True):

@@ -25,6 +25,8 @@ def greedy_decode(model, src, src_padding_mask, bos_id, eos_id, max_len=50):
     ``<bos>``, cut before ``<eos>``). Stops when every sentence has ended or after
     ``max_len`` tokens.
     """
+    if max_len < 1:
+        raise ValueError(f"greedy_decode: max_len must be >= 1, got {max_len}")
     xp = backend.array_module(src.data)
     batch = src.shape[0]
     with no_grad():
@@ -57,8 +59,9 @@ def beam_search(model, src, src_padding_mask, bos_id, eos_id, beam_size=4, max_l
     values favour longer output). Returns one list of token ids per sentence, like
     :func:`greedy_decode`; with ``beam_size=1`` the result equals greedy decoding.
     """
-    if beam_size < 1:
-        raise ValueError(f"beam_search: beam_size must be >= 1, got {beam_size}")
+    if beam_size < 1 or max_len < 1:
+        raise ValueError(f"beam_search: beam_size and max_len must be >= 1, got {beam_size} "
+                         f"and {max_len}")
     xp = backend.array_module(src.data)
     np = backend.numpy
     batch = src.shape[0]

@@ -10,6 +10,10 @@ import os
 import time
 
 from .. import backend
+from ..tensor import no_grad
+from ..trace import trace
+from .batching import encode_pairs, make_batch
+from .bleu import corpus_bleu
 from .data import load_data
 from .train import new_trainer
 
@@ -50,8 +54,6 @@ def save_attention_png(weights, source_tokens, target_tokens, path, title):
 
 def sentence_attention(trainer, source, target):
     """The (T, S) attention of ``trainer``'s model translating ``source`` into ``target``."""
-    from ..tensor import no_grad
-    from .batching import make_batch
     example = (trainer.src_vocab.encode(source), trainer.tgt_vocab.encode(target, add_eos=False))
     batch = make_batch([example], device=trainer.device)
     trainer.model.eval()
@@ -76,9 +78,6 @@ def _words(pairs):
 
 def sequential_ops(trainer, pairs):
     """The critical path, in ops, of the model's forward pass over one batch of ``pairs``."""
-    from ..tensor import no_grad
-    from ..trace import trace
-    from .batching import encode_pairs, make_batch
     batch = make_batch(encode_pairs(pairs, trainer.src_vocab, trainer.tgt_vocab),
                        device=trainer.device)
     trainer.model.eval()
@@ -94,6 +93,7 @@ def run(device="cpu", seconds_per_model=100, corpus_size=20000, test_sentences=5
     data = load_data(corpus_size=corpus_size, seed=seed)
     log(f"minitransformer demo on {device}: built-in English -> German corpus, "
         f"{len(data['train'])} training pairs, {seconds_per_model:.0f} s of training per model\n")
+    test = data["test"][:test_sentences]
     results = {}
     for kind in ("transformer", "lstm"):
         log(f"--- training the {kind} translator")
@@ -102,14 +102,11 @@ def run(device="cpu", seconds_per_model=100, corpus_size=20000, test_sentences=5
         trainer.fit(data["train"], data["valid"], epochs=1000, time_budget=seconds_per_model,
                     log=log, log_every=100, trace_every=100, bleu_limit=100)
         profile = trainer.profile
-        test = data["test"][:test_sentences]
         hypotheses = trainer.translate([src for src, _ in test])
-        from .bleu import corpus_bleu
         bleu = corpus_bleu(hypotheses, [tgt for _, tgt in test], lowercase=True)
         results[kind] = dict(trainer=trainer, bleu=bleu, hypotheses=hypotheses, profile=profile)
         log(f"    test BLEU ({len(test)} sentences, greedy): {bleu:.1f}\n")
 
-    test = data["test"][:test_sentences]
     log("--- translations (test sentences the models never saw)")
     for i in range(examples):
         src, ref = test[i]

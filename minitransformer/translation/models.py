@@ -17,14 +17,11 @@ walks them one step at a time.
 """
 import math
 
+from .. import backend
 from .. import functional as F
 from .. import nn
 from ..tensor import Tensor, zeros_like
 from .batching import causal_mask
-
-
-def _select_rows(t, rows):
-    return t[rows]
 
 
 class TransformerTranslator(nn.Module):
@@ -113,7 +110,7 @@ class TransformerTranslator(nn.Module):
         return logits[:, -1], dict(state, prefix=prefix)
 
     def select(self, state, rows):
-        return {key: None if value is None else _select_rows(value, rows)
+        return {key: None if value is None else value[rows]
                 for key, value in state.items()}
 
 
@@ -155,8 +152,10 @@ class RNNTranslator(nn.Module):
         if src_padding_mask is None:
             summary = states.mean(axis=1)
         else:
-            keep = Tensor((~src_padding_mask.data)[:, :, None].astype(states.dtype))
-            summary = (states * keep).sum(axis=1) / keep.sum(axis=1)      # mean over real tokens
+            keep = (~src_padding_mask.data)[:, :, None].astype(states.dtype)  # (batch, S, 1)
+            # The mean over real tokens; counting at least one keeps an all-padding row finite.
+            count = backend.array_module(keep).maximum(keep.sum(axis=1), 1)  # (batch, 1)
+            summary = (states * Tensor(keep)).sum(axis=1) / Tensor(count)
         h0 = self.bridge(summary).tanh()                                  # (batch, hidden)
         h0 = F.stack([h0] * self.num_layers, axis=0)                      # (layers, batch, hidden)
         initial = (h0, zeros_like(h0)) if self.cell == "lstm" else h0
@@ -209,7 +208,7 @@ class RNNTranslator(nn.Module):
             hidden = hidden[:, rows]
         mask = state["src_padding_mask"]
         return {"encoder_states": state["encoder_states"][rows],
-                "src_padding_mask": None if mask is None else _select_rows(mask, rows),
+                "src_padding_mask": None if mask is None else mask[rows],
                 "hidden": hidden}
 
 

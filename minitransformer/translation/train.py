@@ -105,16 +105,17 @@ class Trainer:
         return value
 
     def traced_step(self, batch):
-        """One training step inside the tracer: the share of time in matmuls and the
-        sequential steps (critical path of the forward pass, in ops)."""
+        """One training step inside the tracer; returns its loss and sets ``self.profile``:
+        the share of op time in matmuls and the sequential ops (the forward pass's
+        critical path)."""
         with trace() as t:
-            self.train_step(batch)
+            loss = self.train_step(batch)
         nodes = t.nodes
         total = sum(n.time for n in nodes) or 1.0
         matmul = sum(n.time for n in nodes if n.is_matmul)
-        summary = t.summary("forward")
-        return {"matmul_share": matmul / total, "sequential_ops": summary["sequential_ops"],
-                "ops": len(nodes), "parallelism": summary["parallelism"]}
+        self.profile = {"matmul_share": matmul / total,
+                        "sequential_ops": t.summary("forward")["sequential_ops"]}
+        return loss
 
     # ------------------------------------------------------------ evaluation
     def evaluate_loss(self, batches):
@@ -173,9 +174,9 @@ class Trainer:
                                    seed=self.settings["seed"] + self.epoch, device=self.device)
             tokens, losses, tick = 0, [], time.perf_counter()
             for batch in batches:
-                if trace_every and self.step % trace_every == 0:
-                    self.profile = self.traced_step(batch)
-                    losses.append(float("nan"))
+                # Trace the last step before each progress line (not the cold first step).
+                if trace_every and (self.step + 1) % trace_every == 0:
+                    losses.append(self.traced_step(batch))
                 else:
                     losses.append(self.train_step(batch))
                 tokens += batch.n_tokens
@@ -191,6 +192,8 @@ class Trainer:
                     tokens, tick = 0, time.perf_counter()
                 if time_budget and time.perf_counter() - start > time_budget:
                     break
+            # An epoch cut short by the time budget still counts as one: a resumed run
+            # starts the next epoch (a fresh shuffle), not the rest of this one.
             self.epoch += 1
             record = {"epoch": self.epoch, "step": self.step,
                       "train_loss": _mean_finite(losses),

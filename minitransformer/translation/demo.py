@@ -122,8 +122,8 @@ def run(device="cpu", seconds_per_model=100, corpus_size=20000, test_sentences=5
         f"{'matmul share of a step':>24}")
     for kind, r in results.items():
         counts = [sequential_ops(r["trainer"], pairs) for pairs in (short, long)]
-        log(f"  {kind:<12}{r['bleu']:>10.1f}{counts[0]:>17}{counts[1]:>16}"
-            f"{r['profile']['matmul_share']:>24.0%}")
+        share = f"{r['profile']['matmul_share']:.0%}" if r["profile"] else "(no step traced)"
+        log(f"  {kind:<12}{r['bleu']:>10.1f}{counts[0]:>17}{counts[1]:>16}{share:>24}")
     log(f"  (a batch of the {len(short)} shortest test sentences, {_words(short)} words each, and "
         f"of the {len(long)} longest, {_words(long)} words)\n"
         "  The LSTM's chain grows with the sentence: one step per token, in the encoder and the\n"

@@ -28,7 +28,7 @@ import os
 import time
 import tracemalloc
 
-from .. import backend, nn
+from .. import analysis, backend, nn
 from ..tensor import Tensor
 from . import common
 
@@ -157,7 +157,7 @@ def slopes(rows, fit_from=FIT_FROM_N):
 
 # ---------------------------------------------------------------- output
 def plot(rows, fitted, budget, device, path):
-    plt = common.try_pyplot()
+    plt = analysis.pyplot()
     if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.4))

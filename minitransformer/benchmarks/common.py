@@ -113,14 +113,3 @@ def fitted_slope(xs, ys):
     mean_y = sum(p[1] for p in points) / len(points)
     var = sum((p[0] - mean_x) ** 2 for p in points)
     return sum((p[0] - mean_x) * (p[1] - mean_y) for p in points) / var if var else float("nan")
-
-
-def try_pyplot():
-    """matplotlib.pyplot with a file-only backend, or None when matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt
-    except ImportError:
-        return None

@@ -29,7 +29,7 @@ import argparse
 import os
 import time
 
-from .. import backend
+from .. import analysis, backend
 from ..tensor import Tensor, no_grad
 from ..translation.cached_decoding import CachedTransformerDecoder
 from ..translation.decode import greedy_decode
@@ -114,7 +114,7 @@ def slope(rows, method):
 
 def plot(rows, path, device):
     """Tokens/s against n (log-log), one line per method; returns the path or None."""
-    plt = common.try_pyplot()
+    plt = analysis.pyplot()
     if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.4))

@@ -31,7 +31,7 @@ import inspect
 import os
 import time
 
-from .. import backend, nn, optim
+from .. import analysis, backend, nn, optim
 from ..tensor import Tensor
 from . import common, seq_scaling
 
@@ -180,7 +180,7 @@ def attention_memory(lengths=ATTENTION_LENGTHS, batch=8, dim=256, heads=8, devic
 
 # ---------------------------------------------------------------- output
 def plot(loop_rows, attention_rows, out_dir):
-    plt = common.try_pyplot()
+    plt = analysis.pyplot()
     if plt is None:
         return False
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -32,7 +32,7 @@ import argparse
 import math
 import time
 
-from .. import backend, nn
+from .. import analysis, backend, nn
 from ..tensor import Tensor
 from ..trace import trace
 from . import common, matmul_peak
@@ -227,7 +227,7 @@ def write_results(rows, device, out_dir, batch, dim, heads, repeats, peak_gflops
 
 def plot(rows, out_dir, device):
     """Log-log time and memory against n, one line per layer with its fitted slope."""
-    plt = common.try_pyplot()
+    plt = analysis.pyplot()
     if plt is None:
         return False
     for key, label, name in (("median_ms", "ms per step (forward + backward)", "time"),

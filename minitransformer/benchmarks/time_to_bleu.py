@@ -26,7 +26,7 @@ import argparse
 import os
 import time
 
-from .. import backend
+from .. import analysis, backend
 from ..translation.batching import encode_pairs, make_batches
 from ..translation.bleu import corpus_bleu
 from ..translation.cached_decoding import CachedTransformerDecoder
@@ -163,7 +163,7 @@ def print_table(rows, log=print):
 def plot(rows, curves, path, device):
     """Left: corpus BLEU against training seconds. Right: mirror, seconds to each
     token-accuracy threshold against n (missing points: not reached)."""
-    plt = common.try_pyplot()
+    plt = analysis.pyplot()
     if plt is None:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))

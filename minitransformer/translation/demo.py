@@ -9,7 +9,7 @@ sentence's translation looked in the source (an attention map).
 import os
 import time
 
-from .. import backend
+from .. import analysis, backend
 from ..tensor import no_grad
 from ..trace import trace
 from .batching import encode_pairs, make_batch
@@ -34,11 +34,8 @@ def attention_map_text(weights, source_tokens, target_tokens):
 
 def save_attention_png(weights, source_tokens, target_tokens, path, title):
     """The same map as a PNG, when matplotlib is installed; returns the path or None."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = analysis.pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(1 + 0.5 * len(source_tokens), 1 + 0.4 * len(target_tokens)))
     ax.imshow(weights, cmap="Blues", vmin=0, vmax=1)

@@ -90,11 +90,6 @@ class Trainer:
     def train_step(self, batch):
         self.model.train()
         loss = self.loss(batch)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"training stopped: the loss is {value} at step {self.step + 1} "
-                                   f"(epoch {self.epoch + 1}); lower the learning rate or raise "
-                                   f"the warm-up. The last checkpoint is left as it was.")
         self.optimizer.zero_grad()
         loss.backward()
         optim.clip_grad_norm_(self.model.parameters(), self.settings["clip"])
@@ -102,6 +97,13 @@ class Trainer:
         if self.schedule is not None:
             self.schedule.step()
         self.step += 1
+        # The loss is read only now, after the step was queued: on a GPU reading it is the
+        # step's one wait for the device, and here the device has all the step's work.
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"training stopped: the loss is {value} at step {self.step} "
+                                   f"(epoch {self.epoch + 1}); lower the learning rate or raise "
+                                   f"the warm-up. The last checkpoint is left as it was.")
         return value
 
     def traced_step(self, batch):

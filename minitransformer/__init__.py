@@ -17,4 +17,8 @@ from .tensor import (
     randn, randn_like, tensor, zeros, zeros_like,
 )
 
+# Last, because they build on everything above: after `import minitransformer as mt`,
+# `mt.nn.Linear` and `mt.optim.Adam` work as `torch.nn` and `torch.optim` do after `import torch`.
+from . import nn, optim
+
 __version__ = "0.1.0"

@@ -16,7 +16,12 @@ import math
 from .. import backend
 from .. import functional as F
 from ..tensor import Function, Tensor
+from .blockwise_attention import blockwise_attention
 from .layers import Linear
+from .masks import (
+    causal_mask, check_query_key_value, key_padding_mask_for_scores, mask_array, merge_masks,
+    split_mask,
+)
 from .module import Module, constant_parameter, uniform_parameter, xavier_bound
 
 
@@ -59,53 +64,7 @@ def masked_softmax(scores, hide=None):
     return MaskedSoftmax.apply(scores, hide=hide)
 
 
-# ---------------------------------------------------------------- masks
-def causal_mask(query_len, key_len=None, device=None):
-    """A boolean (query_len, key_len) mask, True above the diagonal: query i may
-    not attend to key j > i, the future. (PyTorch's ``generate_square_subsequent_mask``
-    gives the same positions as a float -inf mask.)"""
-    key_len = query_len if key_len is None else key_len
-    xp = backend.xp_for(device)
-    return Tensor(xp.triu(xp.ones((query_len, key_len), dtype=bool), k=1))
-
-
-def _mask_array(mask, argument, device):
-    """The array of a mask given as a Tensor or an array, on ``device``."""
-    mask = mask.data if isinstance(mask, Tensor) else mask
-    if not backend.is_array(mask):
-        raise TypeError(f"{argument} must be a Tensor or an array, got {type(mask).__name__}")
-    if mask.dtype.kind not in "bf":
-        raise TypeError(f"{argument} must be boolean (True = may not attend) or float "
-                        f"(added to the scores), got dtype {mask.dtype}")
-    if backend.device_of(mask) != device:
-        raise RuntimeError(f"{argument} is on {backend.device_of(mask)}, the inputs on {device}")
-    return mask
-
-
-def _split_mask(mask, dtype):
-    """A mask array as (hide, bias): the boolean part for masked_softmax and the float
-    part to add to the scores (None where absent)."""
-    if mask is None:
-        return None, None
-    if mask.dtype.kind == "b":
-        return mask, None
-    return None, Tensor(mask.astype(dtype, copy=False))
-
-
 # ---------------------------------------------------------------- the formula
-def check_query_key_value(name, query, key, value):
-    """Shapes (..., L, E), (..., S, E), (..., S, Ev), or a ValueError naming ``name``."""
-    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
-        raise ValueError(f"{name}: query, key and value need at least 2 dims (..., seq, "
-                         f"features), got {query.shape}, {key.shape}, {value.shape}")
-    if key.shape[-1] != query.shape[-1]:
-        raise ValueError(f"{name}: key has shape {key.shape}, expected features "
-                         f"{query.shape[-1]} to match query {query.shape}")
-    if value.shape[-2] != key.shape[-2]:
-        raise ValueError(f"{name}: value has shape {value.shape}, expected {key.shape[-2]} "
-                         f"positions to match key {key.shape}")
-
-
 def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=False,
                                  dropout_p=0.0, scale=None):
     """softmax(query keyᵀ · scale + mask) value, for all queries at once.
@@ -120,17 +79,14 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=Fa
     seq_q, seq_k = query.shape[-2], key.shape[-2]
     mask = None
     if attn_mask is not None:
-        mask = _mask_array(attn_mask, "attn_mask", query.device)
+        mask = mask_array(attn_mask, "attn_mask", query.device)
         if mask.ndim > max(query.ndim, key.ndim) or any(
                 m not in (1, n) for m, n in zip(mask.shape[-2:], (seq_q, seq_k))) or mask.ndim < 2:
             raise ValueError(f"scaled_dot_product_attention: attn_mask has shape {mask.shape}, "
                              f"expected one that broadcasts to (..., {seq_q}, {seq_k})")
     if is_causal:
-        future = causal_mask(seq_q, seq_k, query.device).data
-        mask = future if mask is None else (
-            mask | future if mask.dtype.kind == "b" else
-            mask + backend.array_module(mask).where(future, -math.inf, 0).astype(mask.dtype))
-    hide, bias = _split_mask(mask, query.dtype)
+        mask = merge_masks(mask, causal_mask(seq_q, seq_k, query.device).data, query.dtype)
+    hide, bias = split_mask(mask, query.dtype)
 
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     # Scaling the queries (L·E numbers) is cheaper than scaling the scores (L·S).
@@ -141,6 +97,58 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, is_causal=Fa
     if dropout_p > 0.0:
         weights = F.dropout(weights, dropout_p)
     return weights @ value, weights                                          # (..., L, Ev)
+
+
+# ---------------------------------------------------------------- the key/value cache
+class KeyValueCache:
+    """The keys and values a MultiheadAttention layer has projected, kept between
+    calls: for generating one position at a time. (Our addition: PyTorch's layer
+    has no cache; Hugging Face's models pass a similar ``past_key_values``.)
+
+    ``keys``, ``values``: Tensors (N, num_heads, S, head_dim), or None while empty;
+    ``len(cache)`` is S, the positions held. Two kinds:
+
+    * ``static=False`` (a decoder's self-attention): every call projects its own key
+      and value inputs (the new positions), appends them along S, and attends over
+      all S. Position t's keys never change -- the causal mask keeps it from seeing
+      later positions -- so step t projects one position instead of t.
+    * ``static=True`` (attention over a fixed memory, the encoder's output): the first
+      call projects key and value and keeps them; later calls reuse them and ignore
+      their key and value arguments.
+
+    The layer updates the cache in place. ``copy()`` gives a new cache holding the
+    same tensors (to keep an earlier state), ``select(rows)`` one with the batch rows
+    ``rows`` (beam search reorders hypotheses).
+    """
+
+    def __init__(self, static=False, keys=None, values=None):
+        self.static, self.keys, self.values = static, keys, values
+
+    def __len__(self):
+        return 0 if self.keys is None else self.keys.shape[2]
+
+    def update(self, keys, values):
+        """Add the (N, heads, s, head_dim) keys and values of the newest positions
+        (static: set them once); return all keys and values held, (N, heads, S, head_dim)."""
+        if self.keys is None:
+            self.keys, self.values = keys, values
+        elif not self.static:
+            self.keys = F.concat([self.keys, keys], axis=2)
+            self.values = F.concat([self.values, values], axis=2)
+        return self.keys, self.values
+
+    def copy(self):
+        return KeyValueCache(self.static, self.keys, self.values)
+
+    def select(self, rows):
+        """A cache with batch rows ``rows`` (an integer array), in that order."""
+        if self.keys is None:
+            return self.copy()
+        return KeyValueCache(self.static, self.keys[rows], self.values[rows])
+
+    def __repr__(self):
+        shape = None if self.keys is None else tuple(self.keys.shape)
+        return f"KeyValueCache(static={self.static}, keys={shape})"
 
 
 # ---------------------------------------------------------------- multi-head attention
@@ -161,6 +169,10 @@ class MultiheadAttention(Module):
       key_padding_mask: (N, S), True where a key is padding (or a float mask to add)
       attn_mask: (L, S) or (N·num_heads, L, S), True where a query may not attend
       is_causal: hide the future (key j > query i)
+      cache: a KeyValueCache or None (our addition, for decoding one position at a
+        time; see KeyValueCache). With a cache, S counts the cached keys too, and
+        key_padding_mask and attn_mask cover all S of them; is_causal then takes the
+        queries as the last L positions (query i sees keys up to S - L + i).
     -> (output (L, N, E) in the query's layout,
         weights (N, L, S) averaged over heads, (N, num_heads, L, S) if not
         average_attn_weights, or None if not need_weights)
@@ -196,24 +208,30 @@ class MultiheadAttention(Module):
             self.out_proj.bias.data[...] = 0
 
     def forward(self, query, key, value, key_padding_mask=None, *, need_weights=True,
-                attn_mask=None, average_attn_weights=True, is_causal=False):
-        is_self = query is key and key is value
+                attn_mask=None, average_attn_weights=True, is_causal=False, cache=None):
         batched = query.ndim == 3
-        mask = self._check(query, key, value, key_padding_mask, attn_mask)
+        mask = self._check(query, key, value, key_padding_mask, attn_mask, cache)
         if not batched:  # one sequence: a batch of one, in the layer's layout
             query, key, value = (x.reshape((1,) + x.shape if self.batch_first else
                                            (x.shape[0], 1, x.shape[1])) for x in (query, key, value))
-        E = self.embed_dim
-        if is_self:
-            # Self-attention: queries, keys and values in one (N·L, E) @ (E, 3E) GEMM.
-            q, k, v = self._split_heads(self._project(query, 0, 3 * E), 3)
+        # Earlier positions held by a growing cache (self-attention while decoding).
+        past = 0 if cache is None or cache.static else len(cache)
+        if cache is not None and cache.static and len(cache):
+            # A fixed memory: its keys and values were projected at the first call.
+            (q,) = self._split_heads(self._project(query, 0, self.embed_dim), 1)
+            k, v = cache.keys, cache.values
         else:
-            (q,) = self._split_heads(self._project(query, 0, E), 1)
-            if key is value:
-                k, v = self._split_heads(self._project(key, E, 3 * E), 2)
-            else:
-                (k,) = self._split_heads(self._project(key, E, 2 * E), 1)
-                (v,) = self._split_heads(self._project(value, 2 * E, 3 * E), 1)
+            q, k, v = self._project_heads(query, key, value)
+            if cache is not None:
+                k, v = cache.update(k, v)      # the cached positions, then these
+        if is_causal and past:
+            # The queries are the newest positions: query i sees the cached keys and the
+            # new ones up to its own. One query (a decoding step) sees every key.
+            L, S = q.shape[2], k.shape[2]
+            if L > 1:
+                future = causal_mask(L, S, q.device, past=S - L).data
+                mask = merge_masks(mask, future, q.dtype)
+            is_causal = False
         # q: (N, heads, L, head_dim), k and v: (N, heads, S, head_dim)
         if self.attention == "blockwise":
             if self.training and self.dropout > 0:
@@ -230,7 +248,7 @@ class MultiheadAttention(Module):
         output = self.out_proj(self._merge_heads(context))   # (L, N, E) or (N, L, E)
         if not batched:
             output = output.reshape(output.shape[1:] if self.batch_first else
-                                    (output.shape[0], E))
+                                    (output.shape[0], self.embed_dim))
         if not need_weights:
             return output, None
         if average_attn_weights:
@@ -238,6 +256,20 @@ class MultiheadAttention(Module):
         return output, (weights if batched else weights.reshape(weights.shape[1:]))
 
     # ------------------------------------------------------------ pieces of forward
+    def _project_heads(self, query, key, value):
+        """Queries (N, heads, L, head_dim), keys and values (N, heads, S, head_dim)."""
+        E = self.embed_dim
+        if query is key and key is value:
+            # Self-attention: queries, keys and values in one (N·L, E) @ (E, 3E) GEMM.
+            return self._split_heads(self._project(query, 0, 3 * E), 3)
+        (q,) = self._split_heads(self._project(query, 0, E), 1)
+        if key is value:
+            k, v = self._split_heads(self._project(key, E, 3 * E), 2)
+        else:
+            (k,) = self._split_heads(self._project(key, E, 2 * E), 1)
+            (v,) = self._split_heads(self._project(value, 2 * E, 3 * E), 1)
+        return q, k, v
+
     def _project(self, x, start, stop):
         """x @ rows start:stop of in_proj_weight, plus the bias: (..., stop - start)."""
         whole = start == 0 and stop == 3 * self.embed_dim
@@ -265,7 +297,7 @@ class MultiheadAttention(Module):
             return context.transpose(0, 2, 1, 3).reshape(N, L, self.embed_dim)
         return context.transpose(2, 0, 1, 3).reshape(L, N, self.embed_dim)
 
-    def _check(self, query, key, value, key_padding_mask, attn_mask):
+    def _check(self, query, key, value, key_padding_mask, attn_mask, cache):
         """Validate shapes before any computation; return the combined mask array
         broadcastable to (N, heads, L, S), or None."""
         name, E = "MultiheadAttention", self.embed_dim
@@ -286,34 +318,32 @@ class MultiheadAttention(Module):
         if batched and key.shape[1 - seq_axis] != N:
             raise ValueError(f"{name}: query has shape {query.shape} and key {key.shape}; their "
                              f"batch sizes differ")
-        masks = []
+        if cache is not None:
+            if not isinstance(cache, KeyValueCache):
+                raise TypeError(f"{name}: cache must be a KeyValueCache or None, got "
+                                f"{type(cache).__name__}")
+            if len(cache) and cache.keys.shape[:2] != (N, self.num_heads):
+                raise ValueError(f"{name}: the cache holds keys of shape {cache.keys.shape}, "
+                                 f"expected (batch={N}, heads={self.num_heads}, positions, "
+                                 f"head_dim); select() its rows to follow the batch")
+            S = len(cache) if cache.static and len(cache) else len(cache) + S
+        mask = None
         if key_padding_mask is not None:
-            kpm = _mask_array(key_padding_mask, "key_padding_mask", query.device)
+            kpm = mask_array(key_padding_mask, "key_padding_mask", query.device)
             expected = (N, S) if batched else (S,)
             if kpm.shape != expected:
                 raise ValueError(f"{name}: key_padding_mask has shape {kpm.shape}, expected "
                                  f"{expected} {'(batch, key length)' if batched else '(key length,)'}")
-            masks.append(kpm.reshape(N, 1, 1, S))
+            mask = key_padding_mask_for_scores(kpm.reshape(N, S), 4)     # (N, 1, 1, S)
         if attn_mask is not None:
-            am = _mask_array(attn_mask, "attn_mask", query.device)
-            if am.shape == (L, S):
-                masks.append(am)
-            elif am.shape == (N * self.num_heads, L, S):
-                masks.append(am.reshape(N, self.num_heads, L, S))
-            else:
+            am = mask_array(attn_mask, "attn_mask", query.device)
+            if am.shape == (N * self.num_heads, L, S):
+                am = am.reshape(N, self.num_heads, L, S)
+            elif am.shape != (L, S):
                 raise ValueError(f"{name}: attn_mask has shape {am.shape}, expected ({L}, {S}) or "
                                  f"({N * self.num_heads}, {L}, {S}) (batch·heads, L, S)")
-        if not masks:
-            return None
-        if len(masks) == 1:
-            return masks[0]
-        a, b = masks
-        if a.dtype.kind == b.dtype.kind == "b":
-            return a | b
-        xp = backend.array_module(a)
-        as_bias = [m if m.dtype.kind == "f" else xp.where(m, -math.inf, 0.0).astype(query.dtype)
-                   for m in (a, b)]
-        return as_bias[0] + as_bias[1]
+            mask = merge_masks(mask, am, query.dtype)
+        return mask
 
     def extra_repr(self):
         blockwise = (f", attention='blockwise', block_size={self.block_size}"
@@ -321,6 +351,3 @@ class MultiheadAttention(Module):
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
                 f"batch_first={self.batch_first}{blockwise}")
 
-
-# The blockwise version builds on this module's mask helpers, so it comes in last.
-from .blockwise_attention import blockwise_attention  # noqa: E402

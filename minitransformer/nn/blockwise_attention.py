@@ -21,7 +21,7 @@ log of the softmax's normaliser, lse = m + log l, and recomputes each block's
 weights as exp(score − lse) from Q and K: about twice the arithmetic of the
 plain version's backward, a fraction of its memory.
 
-Masks follow attention.py: a boolean mask is True where a query may NOT attend;
+Masks follow masks.py: a boolean mask is True where a query may NOT attend;
 a float mask is added to the scores. A query that may attend to no key at all
 gets a zero output. Dropout on the weights is not supported here.
 """
@@ -29,7 +29,7 @@ import math
 
 from .. import backend
 from ..tensor import Function, unbroadcast
-from .attention import _mask_array, check_query_key_value
+from .masks import check_query_key_value, mask_array
 
 
 def _block_columns(mask, start, stop):
@@ -188,7 +188,7 @@ def blockwise_attention(query, key, value, attn_mask=None, is_causal=False, bloc
     seq_q, seq_k = query.shape[-2], key.shape[-2]
     mask = None
     if attn_mask is not None:
-        mask = _mask_array(attn_mask, "attn_mask", query.device)
+        mask = mask_array(attn_mask, "attn_mask", query.device)
         scores_shape = _broadcast_shapes(query.shape[:-2], key.shape[:-2]) + (seq_q, seq_k)
         joint = _broadcast_shapes(mask.shape, scores_shape)
         if mask.ndim < 2 or joint is None or joint[-2:] != (seq_q, seq_k):

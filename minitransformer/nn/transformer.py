@@ -10,11 +10,12 @@ the two.
 """
 import copy
 import math
+from typing import NamedTuple
 
 from .. import backend
 from .. import functional as F
 from ..tensor import Tensor
-from .attention import MultiheadAttention
+from .attention import KeyValueCache, MultiheadAttention
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList
 
@@ -39,7 +40,9 @@ class PositionalEncoding(Module):
     linear function of PE[pos]: relative positions are easy to attend to.
     Attention alone is blind to order; this is where order comes in.
 
-    forward(x (seq, batch, d_model), or (batch, seq, d_model) if batch_first) -> same shape.
+    forward(x (seq, batch, d_model), or (batch, seq, d_model) if batch_first, *, start=0)
+    -> same shape. ``start`` (our addition): the position of x's first token, for
+    decoding one token at a time (token t gets PE[t], not PE[0]).
     The table (max_len, d_model) is a buffer, not learned, not in the state dict.
     (The paper also scales the embeddings by √d_model; that is the model's job.)
     """
@@ -57,13 +60,15 @@ class PositionalEncoding(Module):
         self.d_model, self.max_len, self.batch_first = d_model, max_len, batch_first
         self.dropout = Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x, *, start=0):
         seq_axis = 1 if self.batch_first else 0
-        if x.ndim != 3 or x.shape[-1] != self.d_model or x.shape[seq_axis] > self.max_len:
-            raise ValueError(f"PositionalEncoding: input has shape {x.shape}, expected "
+        if x.ndim != 3 or x.shape[-1] != self.d_model or start + x.shape[seq_axis] > self.max_len:
+            raise ValueError(f"PositionalEncoding: input has shape {x.shape} from position "
+                             f"{start}, expected "
                              f"{'(batch, seq, d_model)' if self.batch_first else '(seq, batch, d_model)'}"
-                             f" with d_model={self.d_model} and seq <= max_len={self.max_len}")
-        table = self.pe.data[:x.shape[seq_axis]].astype(x.dtype, copy=False)   # (seq, d_model)
+                             f" with d_model={self.d_model} and start + seq <= max_len={self.max_len}")
+        stop = start + x.shape[seq_axis]
+        table = self.pe.data[start:stop].astype(x.dtype, copy=False)           # (seq, d_model)
         table = table[None] if self.batch_first else table[:, None]             # broadcast over batch
         return self.dropout(x + Tensor(table))
 
@@ -120,14 +125,49 @@ class TransformerEncoderLayer(Module):
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
 
+class DecoderLayerCache(NamedTuple):
+    """The key/value caches of one TransformerDecoderLayer (see KeyValueCache):
+
+    * ``self_attn``: the keys and values of every target position fed so far,
+      (N, heads, T, head_dim); each call appends its new positions;
+    * ``multihead_attn`` (static): the memory's keys and values, (N, heads, S,
+      head_dim), projected at the first call and reused at every later one.
+    """
+    self_attn: KeyValueCache
+    multihead_attn: KeyValueCache
+
+    @classmethod
+    def empty(cls):
+        return cls(KeyValueCache(), KeyValueCache(static=True))
+
+    def copy(self):
+        return DecoderLayerCache(self.self_attn.copy(), self.multihead_attn.copy())
+
+    def select(self, rows):
+        return DecoderLayerCache(self.self_attn.select(rows), self.multihead_attn.select(rows))
+
+
 class TransformerDecoderLayer(Module):
     """Masked self-attention, attention over the encoder's output, feed-forward.
 
     forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-            memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False)
+            memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False,
+            *, cache=None, need_weights=False)
       tgt: (T, batch, d_model), memory: (S, batch, d_model) (batch first if batch_first)
       tgt_mask: (T, T), memory_mask: (T, S); key padding masks (batch, T) and (batch, S)
     -> same shape as tgt
+
+    Our additions, for decoding one position at a time and for attention maps:
+
+    * ``cache``: a :class:`DecoderLayerCache` (``DecoderLayerCache.empty()`` to start)
+      or None. With a cache, tgt holds only the new positions (T of them, usually 1);
+      the self-attention also sees the P positions fed at earlier calls, so tgt_mask
+      and tgt_key_padding_mask cover P + T keys ((T, P + T) and (batch, P + T)), and
+      tgt_is_causal lets new position i see the earlier ones and itself. The memory's
+      keys and values are projected once, at the first call.
+    * ``need_weights``: return ``(output, weights)``, ``weights`` a dict with the
+      attention weights averaged over heads: ``"self_attn"`` (batch, T, P + T) and
+      ``"multihead_attn"`` (batch, T, S) (None from a blockwise layer).
 
     attention / block_size: as for TransformerEncoderLayer, for both attentions.
     """
@@ -154,32 +194,42 @@ class TransformerDecoderLayer(Module):
         self.activation = _activation(activation, "TransformerDecoderLayer")
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False, *,
+                cache=None, need_weights=False):
+        if cache is not None and not isinstance(cache, DecoderLayerCache):
+            raise TypeError(f"TransformerDecoderLayer: cache must be a DecoderLayerCache or "
+                            f"None, got {type(cache).__name__}")
+        self_cache, memory_cache = (None, None) if cache is None else cache
+
+        def self_attention(x):
+            out, weights = self.self_attn(x, x, x, tgt_key_padding_mask, attn_mask=tgt_mask,
+                                          need_weights=need_weights, is_causal=tgt_is_causal,
+                                          cache=self_cache)
+            return self.dropout1(out), weights
+
+        def cross_attention(x):
+            # Queries from the decoder, keys and values from the encoder's output.
+            out, weights = self.multihead_attn(x, memory, memory, memory_key_padding_mask,
+                                               attn_mask=memory_mask, need_weights=need_weights,
+                                               is_causal=memory_is_causal, cache=memory_cache)
+            return self.dropout2(out), weights
+
         x = tgt
-        if self.norm_first:
-            x = x + self._self_attention(self.norm1(x), tgt_mask, tgt_key_padding_mask,
-                                         tgt_is_causal)
-            x = x + self._cross_attention(self.norm2(x), memory, memory_mask,
-                                          memory_key_padding_mask, memory_is_causal)
+        if self.norm_first:   # pre-norm: x + sublayer(norm(x))
+            attended, self_weights = self_attention(self.norm1(x))
+            x = x + attended
+            attended, cross_weights = cross_attention(self.norm2(x))
+            x = x + attended
             x = x + self._feed_forward(self.norm3(x))
-        else:
-            x = self.norm1(x + self._self_attention(x, tgt_mask, tgt_key_padding_mask,
-                                                    tgt_is_causal))
-            x = self.norm2(x + self._cross_attention(x, memory, memory_mask,
-                                                     memory_key_padding_mask, memory_is_causal))
+        else:                 # post-norm, as in the paper: norm(x + sublayer(x))
+            attended, self_weights = self_attention(x)
+            x = self.norm1(x + attended)
+            attended, cross_weights = cross_attention(x)
+            x = self.norm2(x + attended)
             x = self.norm3(x + self._feed_forward(x))
+        if need_weights:
+            return x, {"self_attn": self_weights, "multihead_attn": cross_weights}
         return x
-
-    def _self_attention(self, x, attn_mask, key_padding_mask, is_causal):
-        out, _ = self.self_attn(x, x, x, key_padding_mask, attn_mask=attn_mask,
-                                need_weights=False, is_causal=is_causal)
-        return self.dropout1(out)
-
-    def _cross_attention(self, x, memory, attn_mask, key_padding_mask, is_causal):
-        # Queries from the decoder, keys and values from the encoder's output.
-        out, _ = self.multihead_attn(x, memory, memory, key_padding_mask, attn_mask=attn_mask,
-                                     need_weights=False, is_causal=is_causal)
-        return self.dropout2(out)
 
     def _feed_forward(self, x):
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -210,8 +260,11 @@ class TransformerDecoder(Module):
     """``num_layers`` copies of ``decoder_layer``, then the optional final ``norm``.
 
     forward(tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-            memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False)
-    -> same shape as tgt.
+            memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False,
+            *, cache=None, need_weights=False)
+    -> same shape as tgt, or (output, weights) with need_weights: one dict per layer
+    (see TransformerDecoderLayer). ``cache``: a list with one DecoderLayerCache per
+    layer (``new_cache()``), updated in place; tgt then holds only the new positions.
     """
 
     def __init__(self, decoder_layer, num_layers, norm=None):
@@ -220,12 +273,25 @@ class TransformerDecoder(Module):
         self.num_layers = num_layers
         self.norm = norm
 
+    def new_cache(self):
+        """An empty key/value cache: a list of one DecoderLayerCache per layer."""
+        return [DecoderLayerCache.empty() for _ in self.layers]
+
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
-        x = tgt
-        for layer in self.layers:
+                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False, *,
+                cache=None, need_weights=False):
+        if cache is not None and len(cache) != len(self.layers):
+            raise ValueError(f"TransformerDecoder: cache has {len(cache)} entries, expected one "
+                             f"per layer ({len(self.layers)}); use new_cache()")
+        x, weights = tgt, []
+        for i, layer in enumerate(self.layers):
             x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
                       tgt_key_padding_mask=tgt_key_padding_mask,
                       memory_key_padding_mask=memory_key_padding_mask,
-                      tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
-        return self.norm(x) if self.norm is not None else x
+                      tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal,
+                      cache=None if cache is None else cache[i], need_weights=need_weights)
+            if need_weights:
+                x, layer_weights = x
+                weights.append(layer_weights)
+        x = self.norm(x) if self.norm is not None else x
+        return (x, weights) if need_weights else x

@@ -21,7 +21,6 @@ from .. import backend
 from .. import functional as F
 from .. import nn
 from ..tensor import Tensor, zeros_like
-from .batching import causal_mask
 
 
 class TransformerTranslator(nn.Module):
@@ -64,12 +63,18 @@ class TransformerTranslator(nn.Module):
         x = self.positions(self.src_embed(src) * self.scale)
         return self.encoder(x, src_key_padding_mask=src_padding_mask)
 
-    def decode(self, tgt_in, memory, src_padding_mask, tgt_padding_mask=None):
-        """tgt_in (batch, T), memory (batch, S, d_model) -> logits (batch, T, tgt_vocab)."""
-        y = self.positions(self.tgt_embed(tgt_in) * self.scale)
-        hidden = self.decoder(y, memory, tgt_mask=causal_mask(tgt_in.shape[1], device=tgt_in.device),
-                              tgt_key_padding_mask=tgt_padding_mask,
-                              memory_key_padding_mask=src_padding_mask)   # (batch, T, d_model)
+    def decode(self, tgt_in, memory, src_padding_mask, tgt_padding_mask=None, cache=None):
+        """tgt_in (batch, T), memory (batch, S, d_model) -> logits (batch, T, tgt_vocab).
+
+        ``cache``: None, or the decoder's key/value cache (``self.decoder.new_cache()``)
+        holding the P positions decoded so far: tgt_in is then positions P..P+T-1 alone,
+        and the cache grows by T (tgt_padding_mask, if given, covers all P + T).
+        """
+        start = 0 if cache is None else len(cache[0].self_attn)       # P
+        y = self.positions(self.tgt_embed(tgt_in) * self.scale, start=start)
+        hidden = self.decoder(y, memory, tgt_key_padding_mask=tgt_padding_mask,
+                              memory_key_padding_mask=src_padding_mask, tgt_is_causal=True,
+                              cache=cache)                                 # (batch, T, d_model)
         if self.output is not None:
             return self.output(hidden)
         return hidden @ self.tgt_embed.weight.T
@@ -82,36 +87,39 @@ class TransformerTranslator(nn.Module):
         """Weights (batch, T, S) of the last decoder layer's attention over the source,
         averaged over heads: which source word each target position looked at."""
         memory = self.encode(src, src_padding_mask)
-        future = causal_mask(tgt_in.shape[1], device=tgt_in.device)
         y = self.positions(self.tgt_embed(tgt_in) * self.scale)
-        *lower, last = self.decoder.layers
-        for layer in lower:
-            y = layer(y, memory, tgt_mask=future, memory_key_padding_mask=src_padding_mask)
-        # Replay the last layer up to its cross-attention, to get the query it saw.
-        if last.norm_first:
-            y = y + last._self_attention(last.norm1(y), future, None, False)
-            query = last.norm2(y)
-        else:
-            query = last.norm1(y + last._self_attention(y, future, None, False))
-        _, weights = last.multihead_attn(query, memory, memory, src_padding_mask,
-                                         need_weights=True)
-        return weights
+        _, weights = self.decoder(y, memory, memory_key_padding_mask=src_padding_mask,
+                                  tgt_is_causal=True, need_weights=True)
+        return weights[-1]["multihead_attn"]
 
-    # Generation. Without a cache of keys and values, each step re-runs the
-    # decoder over the whole prefix: simple, and honest about the cost.
-    # cached_decoding.CachedTransformerDecoder(model) runs only the newest position.
-    def start_decoding(self, memory, src_padding_mask):
-        return {"memory": memory, "src_padding_mask": src_padding_mask, "prefix": None}
+    # Generation. Without a cache of keys and values (the default), each step re-runs
+    # the decoder over the whole prefix: simple, and honest about the cost -- step t
+    # costs t positions. With use_cache=True each step runs the decoder layers for the
+    # newest position alone: position t never changes once computed (the causal mask
+    # keeps it from seeing later ones), so its keys and values are kept, not recomputed
+    # (see KeyValueCache in nn/attention.py). The results are the same to rounding.
+    def start_decoding(self, memory, src_padding_mask, use_cache=False):
+        return {"memory": memory, "src_padding_mask": src_padding_mask, "prefix": None,
+                "cache": self.decoder.new_cache() if use_cache else None}
 
     def decode_step(self, state, tokens):
         column = tokens.reshape(tokens.shape[0], 1)
+        if state["cache"] is not None:
+            # The layers update the cache in place: a copy leaves ``state`` as it was.
+            cache = [layer_cache.copy() for layer_cache in state["cache"]]
+            logits = self.decode(column, state["memory"], state["src_padding_mask"], cache=cache)
+            return logits[:, -1], dict(state, cache=cache)
         prefix = column if state["prefix"] is None else F.concat([state["prefix"], column], axis=1)
         logits = self.decode(prefix, state["memory"], state["src_padding_mask"])
         return logits[:, -1], dict(state, prefix=prefix)
 
     def select(self, state, rows):
-        return {key: None if value is None else value[rows]
-                for key, value in state.items()}
+        cache = state["cache"]
+        return {"memory": state["memory"][rows],
+                "src_padding_mask": None if state["src_padding_mask"] is None
+                else state["src_padding_mask"][rows],
+                "prefix": None if state["prefix"] is None else state["prefix"][rows],
+                "cache": None if cache is None else [c.select(rows) for c in cache]}
 
 
 class RNNTranslator(nn.Module):

@@ -43,7 +43,11 @@ def test_every_step_gives_the_logits_of_the_full_decoder(device, norm_first, dty
             np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=TOLERANCE[dtype],
                                        atol=TOLERANCE[dtype])
             tokens = Tensor(expected.data.argmax(axis=-1))
-    assert fast["position"] == 12 and fast["keys"][0].shape == (2, 4, 12, 8)
+    # The cache of each layer's self-attention holds the 12 positions fed so far.
+    for layer_cache in fast["cache"]:
+        assert len(layer_cache.self_attn) == 12
+        assert layer_cache.self_attn.keys.shape == (2, 4, 12, 8)     # (batch, heads, t, head_dim)
+        assert layer_cache.multihead_attn.keys.shape == (2, 4, 5, 8)  # the source, projected once
 
 
 @pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])

@@ -1,0 +1,85 @@
+"""A few data-parallel training steps of a tiny translator: the target of test_distributed's mpiexec runs.
+
+    mpiexec -n 2 python tests/mpi_scripts/data_parallel_driver.py --out DIR [--model lstm]
+    mpiexec -n 2 python tests/mpi_scripts/data_parallel_driver.py --out DIR --fail raise
+
+Every rank writes its parameters to ``DIR/rank<r>.npz``. The same steps in one process
+(``train_steps(None, ...)``) give the reference the test compares them with.
+
+Each rank starts from *different* random weights (seed + rank), so identical results
+also show that broadcasting rank 0's parameters works. ``--fail raise|exit|leave`` makes
+the last rank misbehave at step ``--fail-step``: raise an exception, die at once
+(``os._exit``), or leave the loop silently while the others go on to their next allreduce.
+"""
+import argparse
+import os
+import sys
+
+# Run from a checkout without installing: put the repository root on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import numpy as np  # noqa: E402
+
+from minitransformer import backend, distributed, optim  # noqa: E402
+from minitransformer.translation.batching import encode_pairs, make_batches  # noqa: E402
+from minitransformer.translation.grammar import load_corpus  # noqa: E402
+from minitransformer.translation.train import new_trainer  # noqa: E402
+
+
+def train_steps(comm, model="transformer", steps=3, global_batch=16, corpus_size=300,
+                fail=None, fail_step=1):
+    """``steps`` training steps on global batches of ``global_batch`` pairs (float64);
+    returns the trainer and the global losses, one per step."""
+    rank = comm.rank if comm else 0
+    pairs = load_corpus(size=corpus_size, seed=0)["train"]
+    trainer = new_trainer(model, pairs, seed=rank, batch_size=global_batch)
+    trainer.model.double()
+    params = list(trainer.model.parameters())
+    if comm is not None:
+        comm.broadcast_parameters(params)
+    examples = encode_pairs(pairs, trainer.src_vocab, trainer.tgt_vocab)
+    batches = make_batches(examples, global_batch, shuffle=True, seed=0)[:steps]
+    losses = []
+    for step, batch in enumerate(batches):
+        if comm is not None and fail and step == fail_step and comm.rank == comm.size - 1:
+            if fail == "raise":
+                raise RuntimeError(f"injected failure on rank {comm.rank} at step {step}")
+            if fail == "exit":
+                os._exit(3)
+            if fail == "leave":
+                return trainer, losses
+        mine = comm.shard_batch(batch) if comm is not None else batch
+        trainer.optimizer.zero_grad()
+        loss = trainer.loss(mine)
+        loss.backward()
+        value = loss.item()
+        if comm is not None:
+            _, value = comm.allreduce_gradients(params, weight=mine.n_tokens, loss=value)
+        optim.clip_grad_norm_(params, 1.0)
+        trainer.optimizer.step()
+        if trainer.schedule is not None:
+            trainer.schedule.step()
+        losses.append(value)
+    return trainer, losses
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--model", default="transformer")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--global-batch", type=int, default=16)
+    parser.add_argument("--fail", choices=["raise", "exit", "leave"], default=None)
+    parser.add_argument("--fail-step", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    comm = distributed.init(distributed=True, timeout=args.timeout)
+    trainer, losses = train_steps(comm, args.model, args.steps, args.global_batch,
+                                  fail=args.fail, fail_step=args.fail_step)
+    comm.check_identical(trainer.model.parameters())
+    arrays = {name: backend.to_numpy(p.data) for name, p in trainer.model.named_parameters()}
+    np.savez(os.path.join(args.out, f"rank{comm.rank}.npz"), losses=np.array(losses), **arrays)
+
+
+if __name__ == "__main__":
+    main()

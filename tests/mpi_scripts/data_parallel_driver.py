@@ -3,7 +3,8 @@
     mpiexec -n 2 python tests/mpi_scripts/data_parallel_driver.py --out DIR [--model lstm]
     mpiexec -n 2 python tests/mpi_scripts/data_parallel_driver.py --out DIR --fail raise
 
-Every rank writes its parameters to ``DIR/rank<r>.npz``. The same steps in one process
+Every rank writes its parameters, the global losses and the bytes of each allreduce the
+tracer saw in the last step to ``DIR/rank<r>.npz``. The same steps in one process
 (``train_steps(None, ...)``) give the reference the test compares them with.
 
 Each rank starts from *different* random weights (seed + rank), so identical results
@@ -21,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import numpy as np  # noqa: E402
 
 from minitransformer import backend, distributed, optim  # noqa: E402
+from minitransformer.trace import trace  # noqa: E402
 from minitransformer.translation.batching import encode_pairs, make_batches  # noqa: E402
 from minitransformer.translation.grammar import load_corpus  # noqa: E402
 from minitransformer.translation.train import new_trainer  # noqa: E402
@@ -49,12 +51,16 @@ def train_steps(comm, model="transformer", steps=3, global_batch=16, corpus_size
             if fail == "leave":
                 return trainer, losses
         mine = comm.shard_batch(batch) if comm is not None else batch
-        trainer.optimizer.zero_grad()
-        loss = trainer.loss(mine)
-        loss.backward()
-        value = loss.item()
-        if comm is not None:
-            _, value = comm.allreduce_gradients(params, weight=mine.n_tokens, loss=value)
+        # Each step runs inside the tracer (tracing changes no result); the test checks
+        # that the last one recorded the allreduce as an op.
+        with trace() as traced:
+            trainer.optimizer.zero_grad()
+            loss = trainer.loss(mine)
+            loss.backward()
+            value = loss.item()
+            if comm is not None:
+                _, value = comm.allreduce_gradients(params, weight=mine.n_tokens, loss=value)
+        trainer.allreduce_bytes = [n.bytes_read for n in traced.nodes if n.name == "allreduce"]
         optim.clip_grad_norm_(params, 1.0)
         trainer.optimizer.step()
         if trainer.schedule is not None:
@@ -78,7 +84,8 @@ def main(argv=None):
                                   fail=args.fail, fail_step=args.fail_step)
     comm.check_identical(trainer.model.parameters())
     arrays = {name: backend.to_numpy(p.data) for name, p in trainer.model.named_parameters()}
-    np.savez(os.path.join(args.out, f"rank{comm.rank}.npz"), losses=np.array(losses), **arrays)
+    np.savez(os.path.join(args.out, f"rank{comm.rank}.npz"), losses=np.array(losses),
+             allreduce_bytes=np.array(trainer.allreduce_bytes), **arrays)
 
 
 if __name__ == "__main__":

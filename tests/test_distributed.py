@@ -1,0 +1,141 @@
+"""Data parallelism over MPI (minitransformer.distributed).
+
+The splitting helpers are tested in this process. Everything that needs several ranks
+runs ``mpiexec -n 2`` on tests/mpi_scripts/data_parallel_driver.py in a subprocess with
+a timeout, and is skipped with a message where mpi4py or mpiexec is missing (install
+the extra: ``pip install '.[dist]'``).
+"""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from minitransformer import distributed
+from minitransformer.translation.batching import make_batch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DRIVER = os.path.join(ROOT, "tests", "mpi_scripts", "data_parallel_driver.py")
+MPIEXEC = shutil.which("mpiexec")
+HAS_MPI4PY = importlib.util.find_spec("mpi4py") is not None
+
+needs_mpi = pytest.mark.skipif(
+    not (MPIEXEC and HAS_MPI4PY),
+    reason="needs mpi4py and mpiexec: pip install '.[dist]' (mpi4py + the mpich wheel)")
+
+
+# ---------------------------------------------------------------- in this process
+def test_shard_range_covers_every_item_once_in_near_equal_parts():
+    for total in (0, 1, 5, 16, 17):
+        for size in (1, 2, 3, 4):
+            parts = [distributed.shard_range(total, r, size) for r in range(size)]
+            assert parts[0][0] == 0 and parts[-1][1] == total
+            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))   # consecutive
+            lengths = [stop - start for start, stop in parts]
+            assert max(lengths) - min(lengths) <= 1
+
+
+def test_shard_range_rejects_a_rank_outside_the_job():
+    with pytest.raises(ValueError, match="rank must be in"):
+        distributed.shard_range(10, 2, 2)
+
+
+def test_shard_batch_keeps_the_rows_and_recounts_the_tokens():
+    # Targets of 1, 2, 3, 4 tokens (+ <eos>): 2+3+4+5 = 14 predictions in all.
+    examples = [([5, 6], [7] * n) for n in (1, 2, 3, 4)]
+    batch = make_batch(examples)
+    first, second = (distributed.shard_batch(batch, r, 2) for r in (0, 1))
+    assert first.n_tokens == 2 + 3 and second.n_tokens == 4 + 5
+    assert first.n_tokens + second.n_tokens == batch.n_tokens
+    assert second.indices == [2, 3]
+    # The padding width stays the global batch's: each row is computed as in one process.
+    assert second.tgt_out.shape == (2, batch.tgt_out.shape[1])
+    np.testing.assert_array_equal(second.tgt_out.numpy(), batch.tgt_out.numpy()[2:])
+    np.testing.assert_array_equal(first.src_padding_mask.numpy(),
+                                  batch.src_padding_mask.numpy()[:2])
+
+
+def test_shard_batch_gives_none_to_a_rank_without_rows():
+    batch = make_batch([([5], [6])])
+    assert distributed.shard_batch(batch, 0, 2) is not None
+    assert distributed.shard_batch(batch, 1, 2) is None
+
+
+def test_launcher_detection_reads_the_environment(monkeypatch):
+    assert distributed.launched_by_mpi({"PMI_SIZE": "2"})
+    assert distributed.launched_by_mpi({"OMPI_COMM_WORLD_SIZE": "4"})
+    assert not distributed.launched_by_mpi({"PATH": "/bin"})
+    for name in distributed.LAUNCHER_SIZE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.init() is None                      # not under mpiexec: one process
+    assert distributed.init(distributed=False) is None
+
+
+# ---------------------------------------------------------------- under mpiexec
+def run_driver(tmp_path, *args, ranks=2, timeout=60):
+    """Run the driver under ``mpiexec -n ranks``; returns (completed process, seconds)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=ROOT)
+    start = time.monotonic()
+    done = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, DRIVER, "--out",
+                           str(tmp_path), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    return done, time.monotonic() - start
+
+
+def load_driver():
+    spec = importlib.util.spec_from_file_location("data_parallel_driver", DRIVER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["transformer", "lstm"])
+def test_two_ranks_with_batch_b_equal_one_rank_with_batch_2b(tmp_path, model):
+    done, _ = run_driver(tmp_path, "--model", model, "--steps", "3", "--global-batch", "16")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
+    # One process, the same three global batches of 16 pairs, float64.
+    trainer, losses = load_driver().train_steps(None, model, steps=3, global_batch=16)
+    names = [name for name, _ in trainer.model.named_parameters()]
+    assert len(names) > 5
+    for name, p in trainer.model.named_parameters():
+        # All ranks hold identical parameters, bit for bit ...
+        np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=name)
+        # ... equal to one process's up to float64 rounding.
+        np.testing.assert_allclose(ranks[0][name], p.data, rtol=1e-10, atol=1e-12, err_msg=name)
+    # The loss reported by the ranks is the global batch's loss.
+    np.testing.assert_allclose(ranks[0]["losses"], losses, rtol=1e-12)
+    # The trace of a step holds the allreduce: the small one (weights, losses, gradient
+    # flags) and the gradient buckets, which together carry every gradient once.
+    gradient_bytes = sum(p.data.nbytes for p in trainer.model.parameters())
+    sent = ranks[0]["allreduce_bytes"]
+    assert len(sent) >= 2
+    assert sent[0] == 8 * (2 + len(names))
+    assert sum(sent[1:]) == gradient_bytes
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("how, expected", [
+    ("raise", "injected failure on rank 1"),   # an exception: the hook aborts the job
+    ("exit", None),                            # a rank dies (exit code 3): mpiexec ends the others
+    ("leave", "DistributedTimeout"),           # a rank stops taking part: the timeout
+])
+def test_a_failing_rank_stops_the_others_with_an_error(tmp_path, how, expected):
+    done, seconds = run_driver(tmp_path, "--fail", how, "--fail-step", "1", "--timeout", "3",
+                               timeout=60)
+    output = done.stdout + done.stderr
+    assert seconds < 30, f"took {seconds:.0f} s to stop"
+    if expected is None:
+        assert done.returncode == 3, output           # the dead rank's exit code
+    else:
+        assert done.returncode != 0, output
+        assert expected in output
+        assert "aborting all ranks" in output
+    assert not (tmp_path / "rank0.npz").exists()       # rank 0 never finished training

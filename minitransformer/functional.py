@@ -325,12 +325,11 @@ def cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.0, reduc
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    classes = logits.shape[1]
-    valid = targets.data[targets.data != ignore_index]
-    if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= classes):
-        raise IndexError(f"cross_entropy: targets must lie in [0, {classes}) or equal "
-                         f"ignore_index={ignore_index}; got values from {int(valid.min())} "
-                         f"to {int(valid.max())}")
+    # Out-of-range targets would read other classes silently on a GPU (CuPy wraps
+    # indices); checking them reads them, so on the GPU the check is deferred to the next
+    # device wait instead of costing waits of its own (see backend.check_index_range).
+    backend.check_index_range(targets.data, 0, logits.shape[1], "cross_entropy: targets",
+                              ignore=ignore_index)
     return _nn.CrossEntropy.apply(logits, targets, ignore_index=ignore_index,
                                   label_smoothing=label_smoothing, reduction=reduction)
 
@@ -348,7 +347,11 @@ def nll_loss(log_probs, targets, ignore_index=-100, reduction="mean"):
     if reduction == "none":
         return losses
     total = sum(losses)
-    return total if reduction == "sum" else total / builtins.max(int(valid.sum()), 1)
+    if reduction == "sum":
+        return total
+    # The count stays on the device (reading it would be a wait for the GPU).
+    count = xp.maximum(valid.sum(), 1).astype(log_probs.dtype)
+    return total / Tensor(count)
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -385,10 +388,8 @@ def embedding(indices, weight, padding_idx=None):
         raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype}")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, dim), got shape {weight.shape}")
-    n = weight.shape[0]
-    if indices.size() and (int(indices.data.min()) < 0 or int(indices.data.max()) >= n):
-        raise IndexError(f"embedding: indices must lie in [0, {n}), got values from "
-                         f"{int(indices.data.min())} to {int(indices.data.max())}")
+    # Checked without waiting for the GPU: deferred there (see backend.check_index_range).
+    backend.check_index_range(indices.data, 0, weight.shape[0], "embedding: indices")
     return _nn.Embedding.apply(indices, weight, padding_idx=padding_idx)
 
 

@@ -86,7 +86,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                     flat_numeric[j] = (plus - minus) / (2 * eps)
             error = xp.abs(analytic - numeric) - (atol + rtol * xp.abs(numeric))
             if (error > 0).any():
-                worst = tuple(int(k) for k in xp.unravel_index(int(error.argmax()), x.shape))
+                # On the host: CuPy's unravel_index needs a device array, not an int
+                # (this is only the failure path, so the copy does not matter).
+                worst = tuple(int(k) for k in backend.numpy.unravel_index(int(error.argmax()),
+                                                                          x.shape))
                 raise GradcheckError(
                     f"gradcheck: gradient of input {i} (shape {x.shape}) is wrong at index "
                     f"{worst}: analytic {float(analytic[worst]):.8g}, numeric "

@@ -5,6 +5,7 @@ Dropout) -> ``recurrent`` (RNN, LSTM: a loop over time) -> ``attention``
 (all tokens at once) -> ``blockwise_attention`` (the same, in memory linear
 in n) -> ``transformer`` (the encoder and decoder layers) -> ``loss``.
 """
+from . import init
 from .attention import (
     MultiheadAttention, causal_mask, masked_softmax, scaled_dot_product_attention,
 )

@@ -57,6 +57,27 @@ class TransformerTranslator(nn.Module):
                                              norm=nn.LayerNorm(d_model) if norm_first else None)
         self.output = None if share_embeddings else nn.Linear(d_model, tgt_vocab_size)
         self.scale = math.sqrt(d_model)
+        self._init_weights(d_model, pad_id)
+
+    def _init_weights(self, d_model, pad_id):
+        """The initialisation of the reference implementations (tensor2tensor, fairseq).
+
+        Embeddings are drawn N(0, 1/d_model), not N(0, 1) as ``nn.Embedding`` does:
+        multiplied by √d_model, each component then has variance 1, the size of the
+        sinusoidal positions added to it (with N(0, 1) the word vectors would be √d_model
+        times larger and drown word order). The target embedding is also the output
+        projection: a layer-normed hidden state (norm √d_model) times rows of norm 1
+        gives logits of variance about 1, so the first loss is near ln(vocabulary), the
+        loss of a uniform guess. The projections inside the layers are Xavier-uniform,
+        as ``torch.nn.Transformer`` initialises them.
+        """
+        for embedding in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(embedding.weight, std=d_model ** -0.5)
+            embedding.weight.data[pad_id] = 0
+        for stack in (self.encoder, self.decoder):
+            for param in stack.parameters():
+                if param.ndim == 2:
+                    nn.init.xavier_uniform_(param)
 
     def encode(self, src, src_padding_mask):
         """src (batch, S) -> memory (batch, S, d_model)."""

@@ -234,25 +234,32 @@ def noam_rate(step, d_model, warmup_steps=4000, factor=1.0):
     return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup_steps ** -1.5)
 
 
-class NoamSchedule:
-    """Sets the optimizer's learning rate to :func:`noam_rate` of the step number.
+class InverseSqrtSchedule:
+    """A linear warm-up to ``peak_lr`` over ``warmup_steps``, then a decay as 1/√step:
 
-    Construction sets the rate of step 1; call ``step()`` after each
-    ``optimizer.step()`` to move to the next step's rate.
+        lr(step) = peak_lr · min(step / warmup_steps, √(warmup_steps / step))
+
+    The paper's schedule has this shape too (:func:`noam_rate`), but its peak follows
+    from d_model and the warm-up; here the peak is said directly, which is how small
+    models are tuned (``train --lr`` sets it). Construction sets the rate of step 1;
+    call ``step()`` after each ``optimizer.step()``.
     """
 
-    def __init__(self, optimizer, d_model, warmup_steps=4000, factor=1.0):
+    def __init__(self, optimizer, peak_lr, warmup_steps=1000):
+        if not peak_lr > 0:
+            raise ValueError(f"InverseSqrtSchedule: peak_lr must be > 0, got {peak_lr}")
         if warmup_steps < 1:
-            raise ValueError(f"NoamSchedule: warmup_steps must be >= 1, got {warmup_steps}")
-        self.optimizer, self.d_model = optimizer, d_model
-        self.warmup_steps, self.factor = warmup_steps, factor
+            raise ValueError(f"InverseSqrtSchedule: warmup_steps must be >= 1, got {warmup_steps}")
+        self.optimizer, self.peak_lr, self.warmup_steps = optimizer, peak_lr, warmup_steps
         self.step_num = 1
         self._apply()
 
+    def rate(self, step):
+        return self.peak_lr * min(step / self.warmup_steps, (self.warmup_steps / step) ** 0.5)
+
     def _apply(self):
-        rate = noam_rate(self.step_num, self.d_model, self.warmup_steps, self.factor)
         for group in self.optimizer.param_groups:
-            group["lr"] = rate
+            group["lr"] = self.rate(self.step_num)
 
     def step(self):
         self.step_num += 1
@@ -262,15 +269,26 @@ class NoamSchedule:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self):
-        return {"step_num": self.step_num, "d_model": self.d_model,
-                "warmup_steps": self.warmup_steps, "factor": self.factor}
+        return {"step_num": self.step_num, "peak_lr": self.peak_lr,
+                "warmup_steps": self.warmup_steps}
 
     def load_state_dict(self, state_dict):
         self.step_num = state_dict["step_num"]
-        self.d_model = state_dict["d_model"]
+        self.peak_lr = state_dict["peak_lr"]
         self.warmup_steps = state_dict["warmup_steps"]
-        self.factor = state_dict["factor"]
         self._apply()
+
+
+class NoamSchedule(InverseSqrtSchedule):
+    """:func:`noam_rate` as a schedule: the inverse-square-root schedule whose peak,
+    d_model^-0.5 · warmup_steps^-0.5 · factor, follows from the model's width (the
+    paper's choice; a smaller model gets a larger rate)."""
+
+    def __init__(self, optimizer, d_model, warmup_steps=4000, factor=1.0):
+        if warmup_steps < 1:
+            raise ValueError(f"NoamSchedule: warmup_steps must be >= 1, got {warmup_steps}")
+        super().__init__(optimizer, noam_rate(warmup_steps, d_model, warmup_steps, factor),
+                         warmup_steps)
 
 
 # ---------------------------------------------------------------- gradient clipping

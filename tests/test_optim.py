@@ -158,3 +158,18 @@ def test_clip_grad_norm(device):
     np.testing.assert_allclose(to_host(a.grad), [0.6, 0.0], rtol=1e-5)
     a.grad = mt.tensor([-3.0, 2.0], device=device).data
     assert optim.clip_grad_norm_([a], 1.0, norm_type="inf").item() == 3.0
+
+
+def test_inverse_sqrt_schedule_peaks_at_the_given_rate():
+    p = mt.zeros(1, requires_grad=True)
+    opt = optim.Adam([p])
+    sched = optim.InverseSqrtSchedule(opt, peak_lr=2e-3, warmup_steps=100)
+    rates = [sched.get_last_lr()[0]]
+    for _ in range(399):
+        sched.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates[0] == pytest.approx(2e-5) and max(rates) == pytest.approx(2e-3)
+    assert int(np.argmax(rates)) + 1 == 100
+    assert rates[399] == pytest.approx(2e-3 * (100 / 400) ** 0.5)   # halved at 4x the warm-up
+    with pytest.raises(ValueError, match="peak_lr must be > 0, got 0"):
+        optim.InverseSqrtSchedule(opt, peak_lr=0)

@@ -82,8 +82,8 @@ def train_until(trainer, train_pairs, evaluate, metric, target, budget, eval_eve
     examples = encode_pairs(train_pairs, trainer.src_vocab, trainer.tgt_vocab)
     clock, epoch, curve = 0.0, 0, []
     while True:
-        for batch in make_batches(examples, trainer.settings["batch_size"], shuffle=True,
-                                  seed=trainer.settings["seed"] + epoch, device=device):
+        for batch in make_batches(examples, trainer.settings.batch_size, shuffle=True,
+                                  seed=trainer.settings.seed + epoch, device=device):
             start = backend.timer(device)
             trainer.train_step(batch)
             clock += backend.timer(device) - start

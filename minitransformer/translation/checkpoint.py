@@ -11,11 +11,16 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 
 from .. import backend
 
 FILENAME = "checkpoint.npz"
 _META = "__meta__"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint, or a truncated or damaged one."""
 
 
 def _split(obj, arrays, path):
@@ -69,7 +74,13 @@ def load(directory):
     path = os.path.join(directory, FILENAME) if os.path.isdir(directory) else directory
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r} (expected a directory with {FILENAME})")
-    with backend.numpy.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-    return _join(meta, arrays)
+    try:
+        with backend.numpy.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+        return _join(meta, arrays)
+    except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError, UnicodeDecodeError) as e:
+        # NumPy's own words ("contains pickled (object) data", "bad zip file") would
+        # not tell a user what is wrong with *their* file.
+        raise CheckpointError(f"{path} is not a minitransformer checkpoint, or it is truncated "
+                              f"({type(e).__name__}: {e})") from e

@@ -99,6 +99,14 @@ def load_tsv(path, max_tokens=None, on_error="skip", reverse=False):
     caller wants. Skipped malformed lines produce one ``UserWarning`` with their count
     and first line numbers; a file with no pair left raises ValueError naming it."""
     data = read_tsv(path, max_tokens=max_tokens, on_error=on_error, reverse=reverse)
+    well_formed = len(data.pairs) + data.too_long
+    if len(data.malformed) > well_formed:
+        # Skipping a few bad lines is a courtesy; training on the few good lines of a file
+        # that is mostly something else would only hide the mistake.
+        shown = ", ".join(map(str, data.malformed[:_SHOWN_LINES]))
+        raise ValueError(f"{os.fspath(path)}: {len(data.malformed)} of "
+                         f"{len(data.malformed) + well_formed} lines are not source<TAB>target "
+                         f"pairs (lines {shown}, ...): is this a tab-separated parallel text?")
     if data.malformed:
         shown = ", ".join(map(str, data.malformed[:_SHOWN_LINES]))
         more = ", ..." if len(data.malformed) > _SHOWN_LINES else ""

@@ -136,3 +136,14 @@ def test_unknown_model_kind_is_refused():
     with pytest.raises(ValueError, match="model must be one of"):
         new_trainer("gru", PAIRS)
     assert math.isfinite(tiny_trainer("rnn").evaluate_loss([]) + 1)
+
+
+@pytest.mark.parametrize("kind", ["transformer", "lstm"])
+def test_lr_is_honoured_by_every_model(kind):
+    trainer = new_trainer(kind, PAIRS, lr=0.02, warmup=1)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
+
+
+def test_unknown_options_are_named():
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['d_modle'\]"):
+        new_trainer("transformer", PAIRS, d_modle=32)

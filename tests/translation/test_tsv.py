@@ -46,8 +46,15 @@ def test_malformed_lines_skipped_with_warning_naming_lines(tmp_path):
 
 
 def test_warning_lists_only_the_first_line_numbers(tmp_path):
-    path = write(tmp_path, GOOD + "bad\n" * 8)
-    with pytest.warns(UserWarning, match=r"skipped 8 .*lines 5, 6, 7, 8, 9, \.\.\.\)"):
+    path = write(tmp_path, GOOD * 3 + "bad\n" * 8)
+    with pytest.warns(UserWarning, match=r"skipped 8 .*lines 13, 14, 15, 16, 17, \.\.\.\)"):
+        load_tsv(path)
+
+
+def test_a_mostly_malformed_file_is_an_error_not_a_warning(tmp_path):
+    path = write(tmp_path, GOOD + "bad\n" * 5)
+    with pytest.raises(ValueError, match=rf"{os.fspath(path)}: 5 of 9 lines are not "
+                                         r"source<TAB>target pairs \(lines 5, 6, 7, 8, 9, "):
         load_tsv(path)
 
 
@@ -92,7 +99,7 @@ def test_no_valid_pairs_is_an_error(tmp_path):
     path = write(tmp_path, "just text\nmore text\n")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match=r"no valid sentence pairs in .*pairs.tsv"):
+        with pytest.raises(ValueError, match=r"pairs.tsv: 2 of 2 lines are not source<TAB>target"):
             load_tsv(path)
     with pytest.raises(ValueError, match="no valid sentence pairs"):
         load_tsv(write(tmp_path, GOOD, "long.tsv"), max_tokens=1)

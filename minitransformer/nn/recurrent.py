@@ -18,6 +18,7 @@ import math
 
 from .. import backend
 from .. import functional as F
+from ..ops import dependence
 from ..tensor import Function, zeros
 from .module import Module, uniform_parameter
 
@@ -35,58 +36,175 @@ def _sigmoid(xp, z):
     return 0.5 * (xp.tanh(0.5 * z) + 1)   # = 1 / (1 + e^-z), without overflow
 
 
+def lstm_cell_forward(x_proj, hidden_proj, cell):
+    """The gates and cell update of one LSTM step, in NumPy/CuPy operations (the
+    readable version; on a GPU one fused kernel computes the same, see below).
+
+    x_proj, hidden_proj: (batch, 4·hidden), the projected input and hidden state;
+    cell: (batch, hidden). Returns (new hidden, new cell, the four gates' activations
+    (batch, 4·hidden), tanh(new cell)); the last two are what backward needs.
+    """
+    xp = backend.array_module(cell)
+    size = cell.shape[-1]
+    gates = x_proj + hidden_proj                        # (batch, 4·hidden): i, f, g, o
+    activations = xp.concatenate([
+        _sigmoid(xp, gates[:, :2 * size]),              # input and forget gates: how much to write, keep
+        xp.tanh(gates[:, 2 * size:3 * size]),           # the candidate: what to write
+        _sigmoid(xp, gates[:, 3 * size:])], axis=1)     # the output gate: how much of the cell to show
+    input_gate, forget_gate, candidate, output_gate = (
+        activations[:, k * size:(k + 1) * size] for k in range(4))
+    # The cell is updated by addition, not squashed through a matrix product: its
+    # gradient flows back through time multiplied only by the forget gate, which is
+    # why an LSTM remembers over longer delays than a plain RNN.
+    new_cell = forget_gate * cell + input_gate * candidate
+    tanh_cell = xp.tanh(new_cell)
+    return output_gate * tanh_cell, new_cell, activations, tanh_cell
+
+
+def lstm_cell_backward(grad_hidden, grad_new_cell, activations, cell, tanh_cell):
+    """Backward of :func:`lstm_cell_forward`: the gradient of the gates' pre-activations
+    (batch, 4·hidden) and of the old cell (batch, hidden)."""
+    xp = backend.array_module(cell)
+    size = cell.shape[-1]
+    input_gate, forget_gate, candidate, output_gate = (
+        activations[:, k * size:(k + 1) * size] for k in range(4))
+    # The new cell reaches the loss directly and through hidden = o · tanh(cell).
+    grad_new_cell = grad_new_cell + grad_hidden * output_gate * (1 - tanh_cell * tanh_cell)
+    # Each gate's derivative times that of its squashing function (σ' = σ(1-σ), tanh' = 1-tanh²).
+    grad_gates = xp.concatenate([
+        grad_new_cell * candidate * input_gate * (1 - input_gate),
+        grad_new_cell * cell * forget_gate * (1 - forget_gate),
+        grad_new_cell * input_gate * (1 - candidate * candidate),
+        grad_hidden * tanh_cell * output_gate * (1 - output_gate)], axis=1)
+    return grad_gates, grad_new_cell * forget_gate
+
+
+# The same two functions as fused CUDA kernels. Written with array operations, a step
+# launches about twenty kernels forward and thirty backward, each on a small (batch,
+# hidden) array: on a GPU the launches, not the arithmetic, are the cost. Each kernel
+# below does a whole step's elementwise work in one launch: thread i handles unit j of
+# sentence b (i = b·hidden + j) and reads that unit's four gates from the (batch,
+# 4·hidden) rows. The arrays passed "raw" are indexed by hand, the others by i.
+_LSTM_FORWARD_KERNEL = backend.ElementwiseKernel(
+    "minitransformer_lstm_cell_forward",
+    "raw T x_proj, raw T hidden_proj, T cell, int64 size",
+    "T new_hidden, T new_cell, raw T activations, T tanh_cell",
+    """
+    const long long b = i / size, row = b * 4 * size + i % size;   // gate i of this unit
+    const T half = 0.5;
+    T gi = half * (tanh(half * (x_proj[row] + hidden_proj[row])) + 1);
+    T gf = half * (tanh(half * (x_proj[row + size] + hidden_proj[row + size])) + 1);
+    T gg = tanh(x_proj[row + 2 * size] + hidden_proj[row + 2 * size]);
+    T go = half * (tanh(half * (x_proj[row + 3 * size] + hidden_proj[row + 3 * size])) + 1);
+    activations[row] = gi; activations[row + size] = gf;
+    activations[row + 2 * size] = gg; activations[row + 3 * size] = go;
+    new_cell = gf * cell + gi * gg;
+    tanh_cell = tanh(new_cell);
+    new_hidden = go * tanh_cell;
+    """,
+    reference=lambda x_proj, hidden_proj, cell, size, *outputs: lstm_cell_forward(
+        x_proj, hidden_proj, cell))
+
+_LSTM_BACKWARD_KERNEL = backend.ElementwiseKernel(
+    "minitransformer_lstm_cell_backward",
+    "T grad_hidden, T grad_new_cell, raw T activations, T cell, T tanh_cell, int64 size",
+    "raw T grad_gates, T grad_cell",
+    """
+    const long long b = i / size, row = b * 4 * size + i % size;
+    const T gi = activations[row], gf = activations[row + size];
+    const T gg = activations[row + 2 * size], go = activations[row + 3 * size];
+    const T gc = grad_new_cell + grad_hidden * go * (1 - tanh_cell * tanh_cell);
+    grad_gates[row] = gc * gg * gi * (1 - gi);
+    grad_gates[row + size] = gc * cell * gf * (1 - gf);
+    grad_gates[row + 2 * size] = gc * gi * (1 - gg * gg);
+    grad_gates[row + 3 * size] = grad_hidden * tanh_cell * go * (1 - go);
+    grad_cell = gc * gf;
+    """,
+    reference=lambda grad_hidden, grad_new_cell, activations, cell, tanh_cell, size, *outputs:
+        lstm_cell_backward(grad_hidden, grad_new_cell, activations, cell, tanh_cell))
+
+
 class LSTMCellUpdate(Function):
     """The gates and cell update of one LSTM step, as one op.
 
-    Written with the ops of ``functional``, this would be four slices, three
-    sigmoids, two tanh, three products and a sum: thirteen ops per time step,
+    Written with the ops of ``functional``, this would be an add, four slices, three
+    sigmoids, two tanh, three products and a sum: fourteen ops per time step,
     forward and backward, each paying the engine's bookkeeping on a small
     (batch, hidden) array. As one op the equations are the same, the arrays the
-    same, and the bookkeeping is paid once.
+    same, and the bookkeeping is paid once; on a GPU it is also one kernel launch.
 
-    forward(gates (batch, 4·hidden), cell (batch, hidden)) -> (2, batch, hidden):
-    the new hidden state and the new cell, stacked because an op has one output.
+    forward(x_proj (batch, 4·hidden), hidden_proj (batch, 4·hidden), cell (batch, hidden))
+    -> (2, batch, hidden): the new hidden state and the new cell, stacked because an op
+    has one output. The gates are x_proj + hidden_proj: the add is folded in.
+    ``apply(gates, cell)`` (no hidden_proj) takes the gates ready-made.
     """
 
-    def forward(self, gates, cell):
-        xp = backend.array_module(gates)
-        size = cell.shape[-1]
-        input_gate = _sigmoid(xp, gates[:, :size])             # how much of the candidate to write
-        forget_gate = _sigmoid(xp, gates[:, size:2 * size])    # how much of the old cell to keep
-        candidate = xp.tanh(gates[:, 2 * size:3 * size])       # what to write
-        output_gate = _sigmoid(xp, gates[:, 3 * size:])        # how much of the cell to show
-        # The cell is updated by addition, not squashed through a matrix product: its
-        # gradient flows back through time multiplied only by the forget gate, which is
-        # why an LSTM remembers over longer delays than a plain RNN.
-        new_cell = forget_gate * cell + input_gate * candidate
-        tanh_cell = xp.tanh(new_cell)
-        self.saved = (input_gate, forget_gate, candidate, output_gate, cell, tanh_cell)
-        return xp.stack([output_gate * tanh_cell, new_cell])
+    def forward(self, x_proj, *rest):
+        hidden_proj, cell = rest if len(rest) == 2 else (None, rest[0])
+        self.gates_given = hidden_proj is None
+        if hidden_proj is None:
+            hidden_proj = backend.array_module(cell).zeros_like(x_proj)
+        if backend.device_of(cell) == "gpu":
+            xp = backend.array_module(cell)
+            x_proj, hidden_proj = xp.ascontiguousarray(x_proj), xp.ascontiguousarray(hidden_proj)
+            both = xp.empty((2,) + cell.shape, dtype=cell.dtype)
+            activations = xp.empty(x_proj.shape, dtype=cell.dtype)
+            tanh_cell = xp.empty(cell.shape, dtype=cell.dtype)
+            _LSTM_FORWARD_KERNEL(x_proj, hidden_proj, cell, cell.shape[-1],
+                                 both[0], both[1], activations, tanh_cell)
+        else:
+            hidden, new_cell, activations, tanh_cell = lstm_cell_forward(x_proj, hidden_proj, cell)
+            both = backend.array_module(cell).stack([hidden, new_cell])
+        self.saved = (activations, cell, tanh_cell)
+        return both
 
     def backward(self, grad):
-        xp = backend.array_module(grad)
-        input_gate, forget_gate, candidate, output_gate, cell, tanh_cell = self.saved
-        grad_hidden, grad_new_cell = grad[0], grad[1]
-        # The new cell reaches the loss directly and through hidden = o · tanh(cell).
-        grad_new_cell = grad_new_cell + grad_hidden * output_gate * (1 - tanh_cell * tanh_cell)
-        # Each gate's derivative times that of its squashing function (σ' = σ(1-σ), tanh' = 1-tanh²).
-        grad_gates = xp.concatenate([
-            grad_new_cell * candidate * input_gate * (1 - input_gate),
-            grad_new_cell * cell * forget_gate * (1 - forget_gate),
-            grad_new_cell * input_gate * (1 - candidate * candidate),
-            grad_hidden * tanh_cell * output_gate * (1 - output_gate)], axis=1)
-        return grad_gates, grad_new_cell * forget_gate
+        activations, cell, tanh_cell = self.saved
+        if backend.device_of(cell) == "gpu":
+            xp = backend.array_module(cell)
+            grad_gates = xp.empty(activations.shape, dtype=cell.dtype)
+            grad_cell = xp.empty(cell.shape, dtype=cell.dtype)
+            _LSTM_BACKWARD_KERNEL(grad[0], grad[1], xp.ascontiguousarray(activations), cell,
+                                  tanh_cell, cell.shape[-1], grad_gates, grad_cell)
+        else:
+            grad_gates, grad_cell = lstm_cell_backward(grad[0], grad[1], activations, cell,
+                                                       tanh_cell)
+        if self.gates_given:
+            return grad_gates, grad_cell
+        # The gates are x_proj + hidden_proj: both get the gates' gradient.
+        return grad_gates, grad_gates, grad_cell
 
     def flops(self):
         return 20 * self.saved[-1].size   # about twenty elementwise operations per unit
+
+    def span(self):
+        # Fusing saves bookkeeping, not dependence: the equations still take their
+        # dependent elementwise steps -- the add x_proj + hidden_proj (unless the gates
+        # come ready-made), slice a gate, squash it, the products f·c and i·g, their sum
+        # (the new cell), its tanh, and o·tanh(cell) (the new hidden state) -- as many
+        # as the tracer counts for them written with functional ops.
+        return 6 if self.gates_given else 7
+
+    def depends(self, depths, out):
+        # Unit k of the new cell reads unit k of the input, forget and candidate gates
+        # and of the old cell; unit k of the new hidden state also the output gate's.
+        xp = backend.array_module(out)
+        _, batch, size = out.shape
+        *gate_depths, cell_depth = depths                 # x_proj (and hidden_proj), cell
+        per_gate = dependence.elementwise(gate_depths, xp.empty((batch, 4 * size)))
+        per_gate = per_gate.reshape(batch, 4, size)       # (batch, gate, unit)
+        new_cell = per_gate[:, :3].max(axis=1)
+        if cell_depth is not None:
+            new_cell = xp.maximum(new_cell, cell_depth)
+        hidden = xp.maximum(new_cell, per_gate[:, 3])
+        return xp.stack([hidden, new_cell])               # (2, batch, hidden)
 
 
 def lstm_step(x_proj, hidden, cell, weight_hh_t):
     """One LSTM step. x_proj: (batch, 4·hidden), the projected input of this step;
     hidden, cell: (batch, hidden); weight_hh_t: W_hhᵀ (hidden, 4·hidden).
-    Returns the new (hidden, cell). The gate equations are in :class:`LSTMCellUpdate`."""
-    gates = x_proj + hidden @ weight_hh_t           # (batch, 4·hidden): all gates, one matmul
-    both = LSTMCellUpdate.apply(gates, cell)        # (2, batch, hidden)
+    Returns the new (hidden, cell). The gate equations are in :func:`lstm_cell_forward`."""
+    both = LSTMCellUpdate.apply(x_proj, hidden @ weight_hh_t, cell)   # (2, batch, hidden)
     return both[0], both[1]
 
 

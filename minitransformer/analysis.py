@@ -14,8 +14,8 @@ The quantities, for the graph of one phase (or both):
   on the path are reported too (``critical_path_flops``).
 * **span S** -- the time with unlimited processors, in parallel steps: the
   longest chain counting each op's own parallel depth (``TraceNode.steps``: a
-  matmul over k terms is 1 + ⌈log2 k⌉ steps, an elementwise op 1; see
-  :func:`minitransformer.trace.parallel_steps`). Counting an op as its FLOPs
+  matmul over k terms is 1 + ⌈log2 k⌉ steps, an elementwise op 1; each op says
+  its own in ``span()``, see ``ops/dependence.py``). Counting an op as its FLOPs
   instead would call a 512x512 matmul sequential work, which it is not.
 * **parallelism W/S** -- how many processors the graph can keep busy on average.
 * **Brent bounds** -- with p processors doing one FLOP per step, the time T_p
@@ -28,6 +28,7 @@ forward op (it reads what forward saved). Gradient sums where a tensor feeds
 several ops, and leaf accumulation, are not ops and are not counted.
 """
 import csv
+import heapq
 import json
 import math
 import os
@@ -260,6 +261,143 @@ def trace_to_json(nodes, path):
             "nodes": [n.as_dict() for n in nodes]}
     with open(path, "w") as f:
         json.dump(data, f, indent=1, default=_jsonable)
+    return path
+
+
+# ---------------------------------------------------------------- Chrome / Perfetto
+def earliest_starts(nodes):
+    """``{id: (start, finish)}`` in parallel steps with unlimited processors: each op
+    starts as soon as every op it waits for has finished (forward and backward
+    together: a backward op also waits for its forward op) and lasts its ``steps``."""
+    present = {n.id for n in nodes}
+    times = {}
+    for node in nodes:  # recording order is topological
+        start = max((times[d][1] for d in _predecessors(node, "all", present)), default=0)
+        times[node.id] = (start, start + node.steps)
+    return times
+
+
+def _lanes(intervals):
+    """``{key: lane}`` for ``(start, end, key)`` intervals: intervals that overlap get
+    different lanes, and as few lanes as the most intervals overlapping at one time."""
+    lane_of, free, busy, opened = {}, [], [], 0   # free: lane numbers; busy: (end, lane)
+    for start, end, key in sorted(intervals):
+        while busy and busy[0][0] <= start:           # lanes whose interval has ended
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            lane = heapq.heappop(free)
+        else:
+            lane, opened = opened, opened + 1
+        lane_of[key] = lane
+        heapq.heappush(busy, (end, lane))
+    return lane_of
+
+
+def _event(name, category, ts, dur, pid, tid, args):
+    return {"name": name, "cat": category, "ph": "X", "ts": ts, "dur": dur, "pid": pid,
+            "tid": tid, "args": args}
+
+
+def _metadata(kind, pid, name, tid=None):
+    event = {"name": kind, "ph": "M", "pid": pid, "args": {"name": name}}
+    if tid is not None:
+        event["tid"] = tid
+    return event
+
+
+def _op_args(node):
+    return {"index": node.index, "phase": node.phase,
+            "shapes": f"{', '.join(map(_shape, node.input_shapes))} -> "
+                      f"{', '.join(map(_shape, node.output_shapes))}",
+            "flops": node.flops, "steps": node.steps}
+
+
+MEASURED_PID, IDEAL_PID = 1, 2
+
+
+def chrome_trace_events(nodes):
+    """The Trace Event Format events of the two views (see :func:`export_chrome_trace`)."""
+    events = [_metadata("process_name", MEASURED_PID, "measured: the ops as they ran (µs)"),
+              _metadata("thread_name", MEASURED_PID, "engine (one Python thread)", tid=1),
+              _metadata("process_name", IDEAL_PID,
+                        "ideal schedule, unlimited processors (1 µs = 1 parallel step)")]
+    # Measured: clock readings on a 1 ns grid, so that an op never starts before the
+    # one before it ended (ops run one after another) and nesting is exact.
+    phase_runs, last_end = [], 0
+    for node in nodes:
+        begin = max(round(node.start * 1e9), last_end)
+        end = max(begin, round((node.start + node.time) * 1e9))
+        last_end = end
+        name = node.name if node.phase == "forward" else f"{node.name} (backward)"
+        events.append(_event(name, node.phase, begin / 1e3, (end - begin) / 1e3,
+                             MEASURED_PID, 1, _op_args(node)))
+        if phase_runs and phase_runs[-1][0] == node.phase:
+            phase_runs[-1][2] = end
+        else:
+            phase_runs.append([node.phase, begin, end])
+    # Each run of consecutive forward (or backward) ops, as one enclosing event.
+    for phase, begin, end in phase_runs:
+        events.append(_event(phase, "phase", begin / 1e3, (end - begin) / 1e3,
+                             MEASURED_PID, 1, {}))
+    # Ideal: every op at its earliest step, on a lane of its own while it overlaps others.
+    times = earliest_starts(nodes)
+    lanes = _lanes([(start, finish, node_id) for node_id, (start, finish) in times.items()])
+    for node in nodes:
+        start, finish = times[node.id]
+        name = node.name if node.phase == "forward" else f"{node.name} (backward)"
+        events.append(_event(name, node.phase, start, finish - start, IDEAL_PID,
+                             lanes[node.id] + 1, _op_args(node)))
+    for lane in sorted(set(lanes.values())):
+        events.append(_metadata("thread_name", IDEAL_PID, f"lane {lane + 1}", tid=lane + 1))
+    events += _busy_processors(nodes, times)
+    return events
+
+
+def _busy_processors(nodes, times):
+    """Counter events ("ph": "C") of the ideal schedule: how many processors are busy
+    at each step, each op keeping FLOPs / steps of them busy while it runs. The lanes
+    show how many *ops* run at once; this shows how much *work*: an attention layer's
+    few ops are each thousands of processors wide."""
+    changes = {}
+    for node in nodes:
+        start, finish = times[node.id]
+        width = node.flops / node.steps if node.steps else 0.0
+        changes[start] = changes.get(start, 0.0) + width
+        changes[finish] = changes.get(finish, 0.0) - width
+    events, busy = [], 0.0
+    for step in sorted(changes):
+        busy += changes[step]
+        events.append({"name": "processors busy (FLOPs per step)", "ph": "C", "ts": step,
+                       "pid": IDEAL_PID, "args": {"processors": max(0, round(busy))}})
+    return events
+
+
+def export_chrome_trace(nodes, path):
+    """Write the trace as Trace Event Format JSON, the format chrome://tracing and
+    Perfetto (ui.perfetto.dev, "Open trace file") read; the name is torch.profiler's.
+
+    Two views, one process each:
+
+    * **measured** (pid 1): the ops as they ran, one complete event ("ph": "X") per
+      op with its start and duration in µs since the trace began; every run of
+      consecutive forward (or backward) ops is nested in one "forward" ("backward")
+      event. Gaps between ops are Python, engine and tracer time.
+    * **ideal schedule** (pid 2): the same ops with unlimited processors. Each op
+      starts at its earliest step -- when the last op it waits for has finished --
+      and lasts its parallel steps (1 µs on the time axis = 1 step). Ops that run
+      at the same time get lanes (tid) of their own, as few as possible, so the
+      height of the picture is how many ops can run at once: an LSTM is a long thin
+      chain, an attention layer a short wide block.
+
+    Each event's ``args`` hold the op's index, shapes, FLOPs and steps.
+    """
+    _make_parent(path)
+    data = {"traceEvents": chrome_trace_events(nodes), "displayTimeUnit": "ms",
+            "otherData": {"producer": "minitransformer",
+                          "views": "pid 1: measured (µs); pid 2: ideal schedule "
+                                   "(1 µs = 1 parallel step)"}}
+    with open(path, "w") as f:
+        json.dump(data, f)
     return path
 
 

@@ -25,8 +25,10 @@ changes a result) and around it record a :class:`TraceNode`:
   backward nodes that sent it its output's gradient, and it names its forward op
   in ``forward_node`` (backward reads what forward saved, so it waits for it too);
 * ``steps``: the op's own parallel depth -- how many dependent steps it takes with
-  unlimited processors (see :func:`parallel_steps`). With it the span of a graph
-  counts the true sequential work, not just the number of ops.
+  unlimited processors, as the op itself says (its ``span()``; ``backward_span()``
+  for its backward; see ``ops/dependence.py``). With it the span of a graph counts
+  the true sequential work, not just the number of ops; a fused op (the LSTM cell,
+  blockwise attention) reports the steps of the equations it fuses, not 1.
 
 The graph analysis (critical path, work and span, tables, export, plots) lives in
 :mod:`minitransformer.analysis`; :class:`Trace` has a method for each.
@@ -39,7 +41,7 @@ the same shape: for each element, the largest number of ops on any chain of
 data dependences from the watched token to that element, or -inf when the
 element does not depend on the token at all. Each op computes its output's depth
 from its inputs' depths by its *dependence structure* (which input elements each
-output element is a function of):
+output element is a function of), which the op states in its ``depends`` method:
 
 * elementwise ops: ``1 + max`` of the (broadcast) input depths, element by element;
 * ``matmul`` C = A B: C[i, j] reads row i of A and column j of B, so
@@ -48,6 +50,7 @@ output element is a function of):
   reduced axes;
 * reshape, transpose, indexing, concat, stack: the same data movement applied to
   the depth array (an element's dependences travel with it);
+* the fused LSTM cell: unit k of the new state reads unit k of each gate;
 * any op without a rule: every output element depends on every input element
   (an over-estimate, never an under-estimate).
 
@@ -61,11 +64,10 @@ must pass through to reach the last output token.
 import contextlib
 import importlib
 import itertools
-import math
 import time
 
 from . import analysis, backend
-from .ops import elementwise, matmul, nn as nn_ops, reduction, shape as shape_ops
+from .ops import dependence, matmul
 from .tensor import Tensor
 
 # The engine module, where the ``_tracer`` hook lives. (``from . import tensor``
@@ -77,7 +79,7 @@ _engine = importlib.import_module(".tensor", __package__)
 # of this trace's nodes.
 _node_ids = itertools.count(1)
 
-NEG_INF = -math.inf
+NEG_INF = dependence.NEG_INF
 
 
 class TraceNode:
@@ -153,7 +155,7 @@ class Trace:
             flops=int(fn.flops()), bytes_read=sum(int(a.nbytes) for a in arrays),
             bytes_written=int(out.data.nbytes), start=start - self._clock_zero,
             time=end - start, deps=deps, forward_node=None,
-            steps=parallel_steps(fn, arrays, out.data))
+            steps=op_span(fn))
         out._trace_node = node.id
         # Backward finds its forward node through the op object (freed with it).
         fn._trace_forward_node = node.id
@@ -173,6 +175,7 @@ class Trace:
         device = backend.device_of(out_grad)
         forward_id = getattr(fn, "_trace_forward_node", None)
         forward = self._by_id.get(forward_id)
+        steps = op_backward_span(fn)        # asked before backward: it reads what forward saved
         start = backend.timer(device)
         in_grads = fn.backward(out_grad)
         end = backend.timer(device)
@@ -187,7 +190,7 @@ class Trace:
             bytes_written=sum(int(g.nbytes) for g in grads), start=start - self._clock_zero,
             time=end - start, deps=[s for s in dict.fromkeys(sources) if s in self._by_id],
             forward_node=forward.id if forward else None,
-            steps=_backward_steps(forward))
+            steps=steps)
         return in_grads, node.id
 
     def _add(self, **fields):
@@ -261,12 +264,12 @@ class Trace:
                 per_input.append(None)
         if all(d is None for d in per_input):
             return None
-        rule = _depth_rule(fn)
+        depends = op_depends(fn)
         xp = backend.array_module(out_array)
         result = []
-        for channel, step in ((0, 1.0), (1, 1.0 if fn.op_name == "matmul" else 0.0)):
+        for channel, step in ((0, 1.0), (1, 1.0 if isinstance(fn, matmul.MatMul) else 0.0)):
             depths = [None if d is None else d[channel] for d in per_input]
-            reached = rule(fn, depths, arrays, out_array, xp)
+            reached = depends(depths, out_array)
             result.append(xp.broadcast_to(reached, out_array.shape) + step)
         return tuple(result)
 
@@ -301,6 +304,12 @@ class Trace:
     def to_json(self, path):
         return analysis.trace_to_json(self.nodes, path)
 
+    def export_chrome_trace(self, path):
+        """Write Trace Event Format JSON for Perfetto (ui.perfetto.dev) or
+        chrome://tracing: the measured timeline and the ideal schedule with
+        unlimited processors (see :func:`analysis.export_chrome_trace`)."""
+        return analysis.export_chrome_trace(self.nodes, path)
+
     def plot_timeline(self, path, title=None):
         """Write a timeline PNG of the ops; returns False when matplotlib is missing."""
         return analysis.plot_timeline(self.nodes, path, title)
@@ -327,177 +336,22 @@ def trace():
         recorder.duration = time.perf_counter() - recorder._clock_zero
 
 
-# ---------------------------------------------------------------- dependence rules
-# Each rule gets the depth arrays of the inputs (None: depends on no watched token)
-# and returns, for each output element, the max depth among the input elements it
-# is a function of (any shape that broadcasts to the output's). The caller adds 1.
-def _no_dependence(xp, shape):
-    return xp.full(shape, NEG_INF)
+# ---------------------------------------------------------------- asking the op
+# Each op carries its instrument data beside flops() (see ops/dependence.py); an op
+# written outside the library may not, and then counts 1 step and is taken to make
+# every output element from every input element.
+def op_span(fn):
+    """Parallel steps of op ``fn``'s forward: its ``span()``, or 1."""
+    span = getattr(fn, "span", None)
+    return 1 if span is None else int(span())
 
 
-def _elementwise_rule(fn, depths, arrays, out, xp):
-    # out[i] is a function of the (broadcast) element i of every input.
-    reached = _no_dependence(xp, out.shape)
-    for d in depths:
-        if d is not None:
-            reached = xp.maximum(reached, d)
-    return reached
+def op_backward_span(fn):
+    """Parallel steps of op ``fn``'s backward: its ``backward_span()``, else its span."""
+    backward_span = getattr(fn, "backward_span", None)
+    return op_span(fn) if backward_span is None else int(backward_span())
 
 
-def _reduction_rule(fn, depths, arrays, out, xp):
-    return depths[0].max(axis=fn.axes, keepdims=fn.keepdims)
-
-
-def _along_axis_rule(fn, depths, arrays, out, xp):
-    # softmax and log-softmax: every output along the axis reads every input along it.
-    return depths[0].max(axis=fn.axis, keepdims=True)
-
-
-def _matmul_rule(fn, depths, arrays, out, xp):
-    a, b = arrays
-    depth_a, depth_b = depths
-    # Promote 1-D operands as matmul does: a vector is a 1-row / 1-column matrix.
-    rows_a = a.shape if a.ndim > 1 else (1,) + a.shape
-    cols_b = b.shape if b.ndim > 1 else b.shape + (1,)
-    batch = backend.numpy.broadcast_shapes(rows_a[:-2], cols_b[:-2])  # shapes only
-    full_shape = tuple(batch) + (rows_a[-2], cols_b[-1])
-    reached = _no_dependence(xp, full_shape)
-    if depth_a is not None:   # C[i, j] reads all of row i of A ...
-        reached = xp.maximum(reached, depth_a.reshape(rows_a).max(axis=-1, keepdims=True))
-    if depth_b is not None:   # ... and all of column j of B
-        reached = xp.maximum(reached, depth_b.reshape(cols_b).max(axis=-2, keepdims=True))
-    return reached.reshape(out.shape)
-
-
-def _reshape_rule(fn, depths, arrays, out, xp):
-    return depths[0].reshape(out.shape)
-
-
-def _transpose_rule(fn, depths, arrays, out, xp):
-    return depths[0].transpose(fn.perm)
-
-
-def _getitem_rule(fn, depths, arrays, out, xp):
-    return depths[0][fn.index]
-
-
-def _filled(depths, arrays, xp):
-    return [_no_dependence(xp, a.shape) if d is None else d for d, a in zip(depths, arrays)]
-
-
-def _concat_rule(fn, depths, arrays, out, xp):
-    return xp.concatenate(_filled(depths, arrays, xp), axis=fn.axis)
-
-
-def _stack_rule(fn, depths, arrays, out, xp):
-    return xp.stack(_filled(depths, arrays, xp), axis=fn.axis)
-
-
-def _layer_norm_rule(fn, depths, arrays, out, xp):
-    # Each output reads every element it is normalised with (mean and variance),
-    # and elementwise the weight and bias.
-    reached = _no_dependence(xp, out.shape)
-    if depths[0] is not None:
-        reached = xp.maximum(reached, depths[0].max(axis=fn.axes, keepdims=True))
-    for d in depths[1:]:
-        if d is not None:
-            reached = xp.maximum(reached, d)
-    return reached
-
-
-def _embedding_rule(fn, depths, arrays, out, xp):
-    indices, _ = arrays
-    if depths[1] is None:  # the indices are integers: no path runs through them
-        return _no_dependence(xp, out.shape)
-    return depths[1][indices]
-
-
-def _everything_rule(fn, depths, arrays, out, xp):
-    # Unknown structure: assume every output element reads every input element.
-    best = max(float(d.max()) for d in depths if d is not None)
-    return xp.full(out.shape, best)
-
-
-_DEPTH_RULES = {
-    elementwise._Binary: _elementwise_rule,
-    elementwise._Unary: _elementwise_rule,
-    elementwise.Where: _elementwise_rule,
-    elementwise.Cast: _elementwise_rule,
-    reduction.Sum: _reduction_rule,
-    reduction.Mean: _reduction_rule,
-    reduction.Max: _reduction_rule,
-    matmul.MatMul: _matmul_rule,
-    shape_ops.Reshape: _reshape_rule,
-    shape_ops.Transpose: _transpose_rule,
-    shape_ops.GetItem: _getitem_rule,
-    shape_ops.Concat: _concat_rule,
-    shape_ops.Stack: _stack_rule,
-    nn_ops.Softmax: _along_axis_rule,
-    nn_ops.LogSoftmax: _along_axis_rule,
-    nn_ops.LayerNorm: _layer_norm_rule,
-    nn_ops.Embedding: _embedding_rule,
-}
-
-
-# Ops defined in layers above the tracer (which must not import them) are known
-# by name: nn.attention's MaskedSoftmax is a softmax over the last axis.
-_DEPTH_RULES_BY_NAME = {
-    "maskedsoftmax": lambda fn, depths, arrays, out, xp: depths[0].max(axis=-1, keepdims=True),
-}
-
-
-def _depth_rule(fn):
-    for cls in type(fn).__mro__:
-        if cls in _DEPTH_RULES:
-            return _DEPTH_RULES[cls]
-    return _DEPTH_RULES_BY_NAME.get(fn.op_name, _everything_rule)
-
-
-# ---------------------------------------------------------------- parallel depth of an op
-def _tree(count):
-    """Steps to combine ``count`` numbers pairwise in parallel: ⌈log2 count⌉."""
-    return math.ceil(math.log2(count)) if count > 1 else 0
-
-
-def parallel_steps(fn, arrays, out):
-    """How many dependent steps op ``fn`` takes with unlimited processors.
-
-    The depth of the textbook parallel algorithm, each step one arithmetic
-    operation per processor: an elementwise op is 1 step whatever its size; a
-    reduction of r numbers is a tree of ⌈log2 r⌉ additions; a matmul contracting
-    over k is 1 multiply step plus a ⌈log2 k⌉ addition tree; softmax is two
-    reductions (max, sum) and three elementwise steps. Ops that only move data
-    count 1 step. Every op counts at least 1 (it is a step on its chain).
-    """
-    name = fn.op_name
-    if name == "matmul":
-        return 1 + _tree(arrays[0].shape[-1])
-    if name in ("sum", "mean", "max"):
-        reduced = arrays[0].size // max(out.size, 1)
-        return max(1, _tree(reduced) + (name == "mean"))
-    if name in ("softmax", "logsoftmax", "maskedsoftmax"):
-        return 2 * _tree(arrays[0].shape[getattr(fn, "axis", -1)]) + 3
-    if name == "layernorm":
-        size = 1
-        for axis in fn.axes:
-            size *= arrays[0].shape[axis]
-        return 2 * _tree(size) + 8
-    if name == "crossentropy":
-        return 2 * _tree(arrays[0].shape[1]) + 3 + _tree(max(out.size, arrays[1].size))
-    return 1
-
-
-def _backward_steps(forward):
-    """Parallel depth of a backward op: that of its forward op, except for matmul,
-    whose two gradient products contract over other axes than forward did."""
-    if forward is None:
-        return 1
-    if forward.name == "matmul":
-        b_shape, out_shape = forward.input_shapes[1], forward.output_shapes[0]
-        # dA = dC Bᵀ contracts over C's columns; dB = Aᵀ dC over every row of C
-        # that used the same B (all rows, and the batch axes B was broadcast along).
-        out_cols = out_shape[-1] if len(b_shape) > 1 else 1
-        b_matrices = math.prod(b_shape[:-2]) if len(b_shape) > 2 else 1
-        rows = math.prod(out_shape) // max(1, out_cols * b_matrices)
-        return 1 + max(_tree(out_cols), _tree(rows))
-    return forward.steps
+def op_depends(fn):
+    """Op ``fn``'s dependence rule ``depends(depths, out)``, or "everything"."""
+    return getattr(fn, "depends", None) or dependence.everything

@@ -357,3 +357,144 @@ def test_nn_lstm_training_step_is_traced_with_backward():
         out.sum().backward()
     assert t.backward_nodes() and all(n.forward_node for n in t.backward_nodes())
     assert lstm.weight_hh_l0.grad is not None
+
+
+# ---------------------------------------------------------------- instrument data on the op
+def _op_classes():
+    """Every op class of the library: the primitive ops and the fused ones in nn/."""
+    from minitransformer.nn import attention, blockwise_attention, recurrent
+    from minitransformer.ops import elementwise, matmul, nn as nn_ops, reduction, shape
+    modules = (elementwise, matmul, nn_ops, reduction, shape, attention, blockwise_attention,
+               recurrent)
+    return [cls for module in modules for cls in vars(module).values()
+            if isinstance(cls, type) and issubclass(cls, _engine.Function)
+            and cls is not _engine.Function and cls.__module__ == module.__name__
+            and not cls.__name__.startswith("_")]
+
+
+def test_every_op_carries_its_span_and_dependence_rule():
+    classes = _op_classes()
+    assert len(classes) > 20
+    missing = [cls.__name__ for cls in classes
+               if not (callable(getattr(cls, "span", None)) and callable(getattr(cls, "depends", None)))]
+    assert missing == []
+
+
+def test_the_tracer_asks_the_op_not_its_name():
+    class Fused(_engine.Function):
+        name = "matmul"            # a misleading name: the tracer must not believe it
+
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return (grad * 2,)
+
+        def span(self):
+            return 7
+
+        def depends(self, depths, out):
+            return depths[0]
+
+    class Unknown(_engine.Function):
+        name = "softmax"           # says nothing of itself: 1 step, reads everything
+
+        def forward(self, x):
+            return x.copy()
+
+        def backward(self, grad):
+            return (grad,)
+
+    x = mt.randn(3, 4)
+    with trace() as t:
+        t.watch_position(x, axis=1, position=0)
+        fused = Fused.apply(x)
+        unknown = Unknown.apply(x)
+    assert [n.steps for n in t.nodes] == [7, 1]
+    # Fused's rule keeps column 0 alone; Unknown's default spreads it everywhere.
+    assert t.path_length(fused, axis=1, position=-1) is None
+    assert t.path_length(unknown, axis=1, position=-1)["ops"] == 1
+
+
+def _lstm_cell_unfused(gates, cell, hidden_proj=None):
+    """The textbook LSTM cell equations written with functional ops."""
+    size = cell.shape[-1]
+    if hidden_proj is not None:
+        gates = gates + hidden_proj
+    input_gate = mt.sigmoid(gates[:, :size])
+    forget_gate = mt.sigmoid(gates[:, size:2 * size])
+    candidate = mt.tanh(gates[:, 2 * size:3 * size])
+    output_gate = mt.sigmoid(gates[:, 3 * size:])
+    new_cell = forget_gate * cell + input_gate * candidate
+    return output_gate * mt.tanh(new_cell), new_cell
+
+
+def _lstm_cell_fused(gates, cell, hidden_proj=None):
+    from minitransformer.nn.recurrent import LSTMCellUpdate
+    inputs = (gates, cell) if hidden_proj is None else (gates, hidden_proj, cell)
+    both = LSTMCellUpdate.apply(*inputs)
+    return both[0], both[1]
+
+
+@pytest.mark.parametrize("add_folded_in", [False, True], ids=["gates", "x_proj + hidden_proj"])
+def test_the_fused_lstm_cell_spans_as_many_steps_as_its_equations(add_folded_in):
+    _nn_layers_or_skip()
+    gates, cell = mt.randn(2, 4 * 5), mt.randn(2, 5)
+    hidden_proj = mt.randn(2, 4 * 5) if add_folded_in else None
+    spans = []
+    for cell_update in (_lstm_cell_unfused, _lstm_cell_fused):
+        with trace() as t:
+            cell_update(gates, cell, hidden_proj)
+        nodes = [n for n in t.nodes if cell_update is _lstm_cell_unfused or
+                 n.name == "lstmcellupdate"]   # the fused op alone, not the slices after it
+        spans.append(analysis.span_steps(nodes))
+    unfused, fused = spans
+    # (add,) slice, sigmoid, f·c, + i·g, tanh, o·tanh(c)
+    assert unfused == 6 + add_folded_in
+    assert fused == unfused
+
+
+def test_the_fused_lstm_cell_reads_the_same_elements_as_its_equations():
+    _nn_layers_or_skip()
+    mt.manual_seed(4)
+    for watched in (0, 7, 13, 19):   # a unit of the input, forget, candidate, output gate
+        reached = []
+        for cell_update in (_lstm_cell_unfused, _lstm_cell_fused):
+            gates, cell = mt.randn(2, 4 * 5), mt.randn(2, 5)
+            with trace() as t:
+                t.watch_position(gates, axis=1, position=watched)
+                hidden, new_cell = cell_update(gates, cell)
+            reached.append([np.isfinite(to_host(d)) if d is not None else np.zeros((2, 5), bool)
+                            for d in (t.depth_of(hidden), t.depth_of(new_cell))])
+        (hidden_a, cell_a), (hidden_b, cell_b) = reached
+        assert np.array_equal(hidden_a, hidden_b) and np.array_equal(cell_a, cell_b)
+        unit, gate = watched % 5, watched // 5
+        assert hidden_a[:, unit].all() and hidden_a.sum() == 2         # only its unit
+        assert cell_a[:, unit].all() == (gate != 3)                     # o does not reach c
+
+
+def test_blockwise_attention_span_grows_with_the_key_blocks():
+    _nn_layers_or_skip()
+    from minitransformer.nn.attention import scaled_dot_product_attention
+    from minitransformer.nn.blockwise_attention import blockwise_attention
+    forward, backward, standard = [], [], []
+    for n in (8, 16, 32, 64):        # 2, 4, 8, 16 blocks of 4 keys
+        q = mt.randn(1, 2, n, 8, requires_grad=True)
+        with trace() as t:
+            blockwise_attention(q, q, q, block_size=4).sum().backward()
+        (fwd,) = [x for x in t.forward_nodes() if x.name == "blockwiseattention"]
+        (bwd,) = [x for x in t.backward_nodes() if x.name == "blockwiseattention"]
+        forward.append(fwd.steps)
+        backward.append(bwd.steps)
+        with trace() as t:
+            scaled_dot_product_attention(q, q, q)
+        standard.append(t.summary()["span_steps"])
+    blocks = [2, 4, 8, 16]
+    # The online softmax carries its running sums from block to block: the same number
+    # of extra steps for every extra block (2 forward, 1 for dQ's sum in backward).
+    per_block = {(b - a) / (m - k) for a, b, k, m in zip(forward, forward[1:], blocks, blocks[1:])}
+    assert per_block == {2.0}
+    per_block = {(b - a) / (m - k) for a, b, k, m in zip(backward, backward[1:], blocks, blocks[1:])}
+    assert per_block == {1.0}
+    # The whole score matrix at once grows only by its log-depth reductions.
+    assert standard[-1] - standard[0] < forward[-1] - forward[0]

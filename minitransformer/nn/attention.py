@@ -15,6 +15,7 @@ import math
 
 from .. import backend
 from .. import functional as F
+from ..ops.nn import softmax_span
 from ..tensor import Function, Tensor
 from .blockwise_attention import blockwise_attention
 from .layers import Linear
@@ -54,6 +55,15 @@ class MaskedSoftmax(Function):
 
     def flops(self):
         return 4 * self.out.size
+
+    def span(self):
+        return softmax_span(self.out.shape[-1])   # as softmax: the mask is one more select
+
+    def depends(self, depths, out):
+        # Every weight of a row reads every score of that row (the normalising sum);
+        # a hidden key's weight is 0 whatever its score, but it is still an input of
+        # the op: counting it over-estimates the path, never under-estimates it.
+        return depths[0].max(axis=-1, keepdims=True)
 
 
 def masked_softmax(scores, hide=None):

@@ -28,6 +28,7 @@ gets a zero output. Dropout on the weights is not supported here.
 import math
 
 from .. import backend
+from ..ops import dependence
 from ..tensor import Function, unbroadcast
 from .masks import check_query_key_value, mask_array
 
@@ -149,6 +150,62 @@ class BlockwiseAttention(Function):
         # Recompute Q Kᵀ, then dV, dP, dQ, dK: five products, plus the elementwise work.
         E, Ev = self.query.shape[-1], self.value.shape[-1]
         return self._score_count() * (6 * E + 4 * Ev + 5)
+
+    # ------------------------------------------------------------ instrument data
+    # With unlimited processors every block's scores could be computed at once, but
+    # the loop carries the running max, the denominator and the accumulator from one
+    # block to the next: each block adds steps to that chain. The span follows the
+    # data dependences of forward (and backward) line by line, each line's steps
+    # counted as the tracer counts the ops it would be written with (an elementwise
+    # step 1, a sum or a max of r numbers ⌈log2 r⌉, a matmul over k 1 + ⌈log2 k⌉).
+    # ``ready`` numbers are the step at which a quantity is known.
+    def _scores_ready(self):
+        """Steps to one block's masked scores: scale the queries, Q Kᵀ, the masks."""
+        masking = (self.mask is not None) + self.is_causal
+        return 1 + (1 + dependence.tree(self.query.shape[-1])) + masking
+
+    def span(self):
+        tree = dependence.tree
+        scores = self._scores_ready()
+        running_max = denominator = accumulator = 0      # the empty sum, known at step 0
+        for start, stop in self.key_blocks(self.query.shape[-2], self.key.shape[-2]):
+            block = stop - start
+            new_max = max(running_max, scores + tree(block)) + 1       # maximum(m, row max)
+            shift = new_max + 1                                         # where(isfinite)
+            correction = max(running_max, shift) + 2                    # exp(m - shift)
+            exp_scores = max(scores, shift) + 2                         # exp(scores - shift)
+            denominator = max(max(denominator, correction) + 1,         # l · correction
+                              exp_scores + tree(block)) + 1             # + row sum
+            accumulator = max(max(accumulator, correction) + 1,         # a · correction
+                              exp_scores + 1 + tree(block)) + 1         # + exp_scores @ V
+            running_max = new_max
+        return max(accumulator, denominator + 2) + 1    # a / where(l > 0, l, 1)
+
+    def backward_span(self):
+        tree = dependence.tree
+        num_queries = self.query.shape[-2]
+        scores = self._scores_ready()
+        row_dot = 1 + tree(self.value.shape[-1])          # D = rowsum(dO ∘ O)
+        grad_query = finished = 0
+        for start, stop in self.key_blocks(num_queries, self.key.shape[-2]):
+            block = stop - start
+            weights = scores + 2                            # exp(scores - lse)
+            grad_weights = 1 + tree(self.value.shape[-1])  # dO Vᵀ
+            grad_scores = max(weights, grad_weights, row_dot) + 2      # P ∘ (dP - D)
+            # dQ accumulates over the blocks: one addition per block on its chain.
+            grad_query = max(grad_query, grad_scores + 1 + tree(block) + 1) + 1
+            finished = max(finished, grad_scores + 1 + tree(num_queries),   # dK block
+                           weights + 1 + tree(num_queries))                 # dV block
+        return max(grad_query, finished)
+
+    def depends(self, depths, out):
+        # Output row i reads query row i and every key and value (hidden keys too: an
+        # over-estimate of the path where a mask hides them, never an under-estimate).
+        query, key, value = depths
+        parts = [None if query is None else query.max(axis=-1, keepdims=True)]   # (..., L, 1)
+        parts += [None if d is None else d.max(axis=(-2, -1), keepdims=True)      # (..., 1, 1)
+                  for d in (key, value)]
+        return dependence.elementwise(parts, out)
 
 
 # ---------------------------------------------------------------- checking the arguments

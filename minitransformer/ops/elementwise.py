@@ -2,15 +2,28 @@
 
 FLOPs: one per output element for each arithmetic operation or function
 evaluation (exp, tanh, ... count as one), the convention of the papers that
-count work per layer.
+count work per layer. Span: one step, whatever the size -- every element on its
+own processor -- and each output element reads the same element of each input
+(see ``dependence.py``).
 """
 import math
 
 from .. import backend
 from ..tensor import Function, unbroadcast
+from . import dependence
 
 
-class _Binary(Function):
+class _Elementwise(Function):
+    """What every elementwise op shares: one parallel step, element i from element i."""
+
+    def span(self):
+        return 1
+
+    def depends(self, depths, out):
+        return dependence.elementwise(depths, out)
+
+
+class _Binary(_Elementwise):
     """Shared bookkeeping of the broadcasting binary ops."""
 
     def flops(self):
@@ -66,7 +79,7 @@ class Div(_Binary):
         return unbroadcast(grad_a, self.shapes[0]), grad_b
 
 
-class _Unary(Function):
+class _Unary(_Elementwise):
     def flops(self):
         return self.out_size
 
@@ -167,7 +180,7 @@ class Gelu(_Unary):
         return (grad * (self.cdf + self.x * pdf),)
 
 
-class Where(Function):
+class Where(_Elementwise):
     """``where(condition, a, b)``: ``a`` where the boolean ``condition`` holds, else ``b``."""
 
     def forward(self, condition, a, b):
@@ -191,7 +204,7 @@ class Where(Function):
         return 0
 
 
-class Cast(Function):
+class Cast(_Elementwise):
     """``astype(dtype)``: the gradient is cast back to the input's dtype."""
     dtype = None
 

@@ -9,7 +9,11 @@ One speed lever lives here: ``x @ W`` with ``x`` of shape (batch, seq, k) and a
 otherwise run one small product per batch element; a single large one keeps the
 BLAS kernel busy. The same trick makes the weight gradient one product.
 """
+import math
+
+from .. import backend
 from ..tensor import Function, unbroadcast
+from . import dependence
 
 
 def _matmul(a, b):
@@ -30,6 +34,7 @@ class MatMul(Function):
         out = _matmul(a, b)
         k = a.shape[-1]
         self.out_flops = 2 * out.size * k
+        self.out_shape = out.shape
         return out
 
     def backward(self, grad):
@@ -60,3 +65,32 @@ class MatMul(Function):
 
     def backward_flops(self):
         return self.out_flops * (self.needs_input_grad[0] + self.needs_input_grad[1])
+
+    def span(self):
+        # Every product a[i, k]·b[k, j] at once, then a tree of additions over k.
+        return 1 + dependence.tree(self.a.shape[-1])
+
+    def backward_span(self):
+        # dA = dC Bᵀ contracts over C's columns; dB = Aᵀ dC over every row of C that
+        # used the same B (all rows, and the batch axes B was broadcast along).
+        b_shape, out_shape = self.b.shape, self.out_shape
+        out_cols = out_shape[-1] if len(b_shape) > 1 else 1
+        b_matrices = math.prod(b_shape[:-2]) if len(b_shape) > 2 else 1
+        rows = math.prod(out_shape) // max(1, out_cols * b_matrices)
+        return 1 + max(dependence.tree(out_cols), dependence.tree(rows))
+
+    def depends(self, depths, out):
+        # C[i, j] reads all of row i of A and all of column j of B.
+        xp = backend.array_module(out)
+        a, b = self.a, self.b
+        depth_a, depth_b = depths
+        # Promote 1-D operands as matmul does: a vector is a 1-row / 1-column matrix.
+        rows_a = a.shape if a.ndim > 1 else (1,) + a.shape
+        cols_b = b.shape if b.ndim > 1 else b.shape + (1,)
+        batch = backend.numpy.broadcast_shapes(rows_a[:-2], cols_b[:-2])  # shapes only
+        reached = xp.full(tuple(batch) + (rows_a[-2], cols_b[-1]), dependence.NEG_INF)
+        if depth_a is not None:
+            reached = xp.maximum(reached, depth_a.reshape(rows_a).max(axis=-1, keepdims=True))
+        if depth_b is not None:
+            reached = xp.maximum(reached, depth_b.reshape(cols_b).max(axis=-2, keepdims=True))
+        return reached.reshape(out.shape)

@@ -8,6 +8,13 @@ of small ops.
 """
 from .. import backend
 from ..tensor import Function
+from . import dependence
+
+
+def softmax_span(length):
+    """Parallel steps of a softmax over ``length`` numbers: two reductions (the max,
+    the sum), each a tree, and three elementwise steps (subtract, exp, divide)."""
+    return 2 * dependence.tree(length) + 3
 
 
 def _stable_log_softmax(x, axis):
@@ -35,6 +42,13 @@ class Softmax(Function):
     def flops(self):
         return 4 * self.out.size  # max, subtract, exp, divide (the sum shares the divide's pass)
 
+    def span(self):
+        return softmax_span(self.out.shape[self.axis])
+
+    def depends(self, depths, out):
+        # Every output along the axis reads every input along it (the sum).
+        return dependence.along_axes(depths[0], self.axis)
+
 
 class LogSoftmax(Function):
     """log softmax(x) = x - logsumexp(x), computed with the maximum subtracted."""
@@ -50,6 +64,12 @@ class LogSoftmax(Function):
 
     def flops(self):
         return 5 * self.out.size
+
+    def span(self):
+        return softmax_span(self.out.shape[self.axis])   # the same two trees
+
+    def depends(self, depths, out):
+        return dependence.along_axes(depths[0], self.axis)
 
 
 class CrossEntropy(Function):
@@ -116,6 +136,20 @@ class CrossEntropy(Function):
     def flops(self):
         return 6 * self.log_probs.size
 
+    def span(self):
+        # A log-softmax per row, then (unless reduction="none") the sum over rows.
+        rows = self.log_probs.shape[0]
+        steps = softmax_span(self.log_probs.shape[1])
+        return steps if self.reduction == "none" else steps + dependence.tree(rows)
+
+    def depends(self, depths, out):
+        if depths[0] is None:     # the targets are integers: no path runs through them
+            return dependence.unreached(out)
+        if self.reduction != "none":
+            return dependence.everything(depths[:1], out)
+        # loss[i] reads the logits of example i, all classes (axis 1).
+        return dependence.along_axes(depths[0], 1, keepdims=False).reshape(out.shape)
+
 
 class LayerNorm(Function):
     """Normalise over the last ``len(normalized_shape)`` axes, then scale and shift.
@@ -160,6 +194,22 @@ class LayerNorm(Function):
     def flops(self):
         return 8 * self.normed.size
 
+    def span(self):
+        # Two reductions (mean, variance), each a tree, and eight elementwise steps.
+        size = 1
+        for axis in self.axes:
+            size *= self.normed.shape[axis]
+        return 2 * dependence.tree(size) + 8
+
+    def depends(self, depths, out):
+        # Each output reads every element it is normalised with (mean and variance),
+        # and elementwise the weight and bias.
+        reached = dependence.unreached(out)
+        if depths[0] is not None:
+            reached = backend.array_module(out).maximum(
+                reached, dependence.along_axes(depths[0], self.axes))
+        return dependence.elementwise([reached] + list(depths[1:]), out)
+
 
 class Embedding(Function):
     """Rows of ``weight`` (num_embeddings, dim) picked by integer ``indices`` of any shape.
@@ -181,3 +231,12 @@ class Embedding(Function):
         if self.padding_idx is not None:
             grad_weight[self.padding_idx] = 0
         return None, grad_weight
+
+    def span(self):
+        return 1   # every row fetched at once
+
+    def depends(self, depths, out):
+        # Output row i is row indices[i] of the weight; no path runs through integers.
+        if depths[1] is None:
+            return dependence.unreached(out)
+        return depths[1][self.indices]

@@ -2,10 +2,13 @@
 
 Each backward spreads the output's gradient back over the elements that were
 reduced; the helper ``_expand`` undoes ``keepdims=False`` and broadcasts.
-FLOPs: one per input element (n-1 additions make n numbers into one).
+FLOPs: one per input element (n-1 additions make n numbers into one). Span:
+r numbers reduce in a tree of ⌈log2 r⌉ pairwise steps; each output element reads
+every input element along the reduced axes.
 """
 from .. import backend
 from ..tensor import Function
+from . import dependence
 
 
 def normalize_axes(axis, ndim):
@@ -24,10 +27,23 @@ def _expand(grad, axes, keepdims, shape):
     return xp.broadcast_to(grad, shape)
 
 
-class Sum(Function):
+class _Reduction(Function):
+    """What the reductions share: the tree span and the dependence rule."""
     axis = None
     keepdims = False
+    extra_steps = 0    # steps after the tree (mean: one division)
 
+    def span(self):
+        reduced = 1
+        for a in self.axes:
+            reduced *= self.shape[a]
+        return max(1, dependence.tree(reduced) + self.extra_steps)
+
+    def depends(self, depths, out):
+        return dependence.along_axes(depths[0], self.axes, self.keepdims)
+
+
+class Sum(_Reduction):
     def forward(self, x):
         self.axes = normalize_axes(self.axis, x.ndim)
         self.shape, self.in_size = x.shape, x.size
@@ -43,9 +59,8 @@ class Sum(Function):
         return 0  # a broadcast, no arithmetic
 
 
-class Mean(Function):
-    axis = None
-    keepdims = False
+class Mean(_Reduction):
+    extra_steps = 1
 
     def forward(self, x):
         self.axes = normalize_axes(self.axis, x.ndim)
@@ -65,10 +80,8 @@ class Mean(Function):
         return self.in_size // self.count
 
 
-class Max(Function):
+class Max(_Reduction):
     """Maximum over axes. Tied maxima share the gradient equally (as torch.amax)."""
-    axis = None
-    keepdims = False
 
     def forward(self, x):
         self.axes = normalize_axes(self.axis, x.ndim)

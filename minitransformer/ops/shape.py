@@ -2,13 +2,23 @@
 
 Their backward passes move the gradient back to where each number came from.
 None of them does floating-point work, so their FLOPs are zero; the tracer still
-counts the bytes they move.
+counts the bytes they move. Each is one parallel step (every element moved at
+once), and its dependence rule is the op itself applied to the depth arrays: an
+element's dependences travel with it.
 """
 from .. import backend
 from ..tensor import Function, IndexedGrad
+from . import dependence
 
 
-class Reshape(Function):
+class _DataMovement(Function):
+    """One step: every element moved by its own processor."""
+
+    def span(self):
+        return 1
+
+
+class Reshape(_DataMovement):
     shape = None
 
     def forward(self, x):
@@ -18,8 +28,11 @@ class Reshape(Function):
     def backward(self, grad):
         return (grad.reshape(self.input_shape),)
 
+    def depends(self, depths, out):
+        return depths[0].reshape(out.shape)
 
-class Transpose(Function):
+
+class Transpose(_DataMovement):
     """Permute axes; ``axes=None`` reverses them, as ``numpy.transpose``."""
     axes = None
 
@@ -33,6 +46,9 @@ class Transpose(Function):
             inverse[p] = i
         return (grad.transpose(inverse),)
 
+    def depends(self, depths, out):
+        return depths[0].transpose(self.perm)
+
 
 def _may_repeat(index):
     """True when ``index`` holds an integer array, which may pick one element twice."""
@@ -40,7 +56,7 @@ def _may_repeat(index):
     return any(backend.is_array(p) and p.dtype.kind in "iu" for p in parts)
 
 
-class GetItem(Function):
+class GetItem(_DataMovement):
     """``x[index]``: slices, integer arrays (repeats allowed) and boolean masks.
 
     Basic indexing (slices) selects each element at most once, so backward can
@@ -59,13 +75,16 @@ class GetItem(Function):
         return (IndexedGrad(self.shape, self.dtype, self.index, grad,
                             repeats=_may_repeat(self.index)),)
 
+    def depends(self, depths, out):
+        return depths[0][self.index]
+
 
 def _along(axis, index):
     """An index that applies ``index`` to axis ``axis`` (non-negative) and keeps the rest."""
     return (slice(None),) * axis + (index,)
 
 
-class Concat(Function):
+class Concat(_DataMovement):
     """Join tensors along an existing axis; backward cuts the gradient into the pieces."""
     axis = 0
 
@@ -81,8 +100,14 @@ class Concat(Function):
         return tuple(grad[_along(self.axis, slice(lo, hi))] if need else None
                      for lo, hi, need in zip(bounds, bounds[1:], self.needs_input_grad))
 
+    def depends(self, depths, out):
+        axis = self.axis % out.ndim
+        shapes = [out.shape[:axis] + (n,) + out.shape[axis + 1:] for n in self.sizes]
+        return backend.array_module(out).concatenate(dependence.filled(depths, shapes, out),
+                                                     axis=axis)
 
-class Stack(Function):
+
+class Stack(_DataMovement):
     """Join tensors of one shape along a new axis."""
     axis = 0
 
@@ -93,3 +118,9 @@ class Stack(Function):
     def backward(self, grad):
         return tuple(grad[_along(self.axis, i)] if need else None
                      for i, need in enumerate(self.needs_input_grad))
+
+    def depends(self, depths, out):
+        axis = self.axis % out.ndim
+        shape = out.shape[:axis] + out.shape[axis + 1:]
+        return backend.array_module(out).stack(
+            dependence.filled(depths, [shape] * len(depths), out), axis=axis)

@@ -6,10 +6,15 @@ For a sequence of n tokens this is two large matrix products and a softmax: a
 constant number of dependent steps, whatever n is (compare the time loop of
 ``recurrent.py``), at the price of an n × n matrix of scores.
 
-Masks follow ``torch.nn.MultiheadAttention``: a boolean mask is True where a
-query may NOT attend to a key; a float mask is added to the scores (use -inf to
-hide). A hidden key gets weight exactly 0. A query that may attend to no key
-at all gets all-zero weights and a zero output (PyTorch would give NaN).
+Masks follow ``torch.nn.MultiheadAttention`` (built in ``masks.py``): a boolean
+mask is True where a query may NOT attend to a key; a float mask is added to the
+scores (use -inf to hide). A hidden key gets weight exactly 0. A query that may
+attend to no key at all gets all-zero weights and a zero output (PyTorch would
+give NaN).
+
+Generating text one token at a time, a decoder's self-attention would project the
+keys and values of every earlier position again at every step; a
+:class:`KeyValueCache` passed to ``MultiheadAttention`` keeps them instead.
 """
 import math
 

@@ -7,6 +7,11 @@ sum (post-norm, the paper's order, ``norm_first=False``) or before the sublayer
 (pre-norm, ``norm_first=True``, which trains more stably in deep stacks). A
 decoder layer adds attention over the encoder's output (the *memory*) between
 the two.
+
+Decoding one position at a time, the decoder layers take a key/value cache
+(:class:`DecoderLayerCache`, ``TransformerDecoder.new_cache()``) and run for the
+new positions only; with ``need_weights=True`` they also return their attention
+weights (for attention maps). Both are our additions to PyTorch's signatures.
 """
 import copy
 import math

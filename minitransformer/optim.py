@@ -178,6 +178,19 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad))
 
+    def step(self, grad_scale=None):
+        """Update every parameter that has a gradient. ``grad_scale``: an optional factor
+        (a 0-d array, e.g. from :func:`clip_grad_scale`) every gradient is multiplied by
+        first; on a GPU it is folded into the update's one kernel, instead of a pass of
+        its own over every gradient (PyTorch's fused Adam takes ``grad_scale`` likewise)."""
+        self._grad_scale = grad_scale
+        try:
+            super().step()
+        finally:
+            self._grad_scale = None
+
+    _grad_scale = None
+
     def _update(self, param, grad, state, group):
         xp = backend.array_module(param.data)
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
@@ -189,6 +202,22 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(param.data)
         state["step"] += 1
         step = state["step"]
+        scale = self._grad_scale
+        if backend.device_of(param.data) == "gpu" and not group["amsgrad"]:
+            # One fused kernel for the whole update (about thirteen launches otherwise).
+            dtype = param.data.dtype.type
+            scale = xp.ones((), param.data.dtype) if scale is None else scale.astype(param.dtype,
+                                                                                      copy=False)
+            decay = group["weight_decay"]
+            _ADAM_KERNEL(grad, scale, dtype(beta1), dtype(1 - beta1), dtype(beta2), dtype(1 - beta2),
+                         dtype(lr / (1 - beta1 ** step)),
+                         dtype(math.sqrt(1 - beta2 ** step)), dtype(eps),
+                         dtype(0.0 if self.decoupled else decay),
+                         dtype(1 - lr * decay if self.decoupled else 1.0),
+                         param.data, state["exp_avg"], state["exp_avg_sq"])
+            return
+        if scale is not None:
+            grad = grad * scale.astype(grad.dtype, copy=False)
         if group["weight_decay"]:
             if self.decoupled:
                 param.data *= 1 - lr * group["weight_decay"]
@@ -210,6 +239,39 @@ class Adam(Optimizer):
         update = xp.divide(m, denom, out=denom)
         update *= lr / bias_correction1
         param.data -= update
+
+
+def adam_update_reference(grad, scale, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+                          bias_correction2_sqrt, eps, weight_decay, decay_factor, param, exp_avg,
+                          exp_avg_sq):
+    """What the fused Adam kernel computes, in NumPy (used by the tests and the CuPy
+    stand-in; the CPU runs ``Adam._update``, the same steps in place)."""
+    g = grad * scale + weight_decay * param           # weight_decay: Adam's L2 (0 for AdamW)
+    param = param * decay_factor                      # decay_factor: AdamW's 1 - lr·wd (1 for Adam)
+    # 1 - β comes computed in float64 and rounded once, as in Adam._update.
+    exp_avg = beta1 * exp_avg + one_minus_beta1 * g
+    exp_avg_sq = beta2 * exp_avg_sq + one_minus_beta2 * (g * g)
+    param = param - step_size * (exp_avg / (backend.array_module(param).sqrt(exp_avg_sq)
+                                            / bias_correction2_sqrt + eps))
+    return param, exp_avg, exp_avg_sq
+
+
+# Adam's update in one pass over each parameter (see adam_update_reference): read the
+# gradient, parameter and both moments once, write them once, one launch.
+_ADAM_KERNEL = backend.ElementwiseKernel(
+    "minitransformer_adam_update",
+    "T grad, T scale, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, T step_size, "
+    "T bias_correction2_sqrt, T eps, "
+    "T weight_decay, T decay_factor",
+    "T param, T exp_avg, T exp_avg_sq",
+    """
+    const T g = grad * scale + weight_decay * param;
+    param = param * decay_factor;
+    exp_avg = beta1 * exp_avg + one_minus_beta1 * g;
+    exp_avg_sq = beta2 * exp_avg_sq + one_minus_beta2 * (g * g);
+    param = param - step_size * (exp_avg / (sqrt(exp_avg_sq) / bias_correction2_sqrt + eps));
+    """,
+    reference=adam_update_reference)
 
 
 class AdamW(Adam):
@@ -299,21 +361,39 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     The norm is over all gradients together, as if concatenated into one vector.
     The scale stays an array (no ``if`` on its value), so the GPU never waits.
     """
+    total, scale = clip_grad_scale(parameters, max_norm, norm_type)
+    if scale is not None:
+        grads = [p.grad for p in ([parameters] if isinstance(parameters, Tensor) else parameters)
+                 if p.grad is not None]
+        scales = {}   # the scale cast once per dtype, not once per gradient
+        for g in grads:
+            if g.dtype not in scales:
+                scales[g.dtype] = scale.astype(g.dtype, copy=False)
+            g *= scales[g.dtype]
+    return total
+
+
+def clip_grad_scale(parameters, max_norm, norm_type=2.0):
+    """The joint norm of the gradients of ``parameters`` (a 0-d Tensor) and the factor
+    min(1, max_norm / norm) that :func:`clip_grad_norm_` multiplies them by (a 0-d
+    array; None when there are no gradients), leaving the gradients as they are.
+
+    Pass the factor to ``Adam.step(grad_scale=...)`` to clip inside the update.
+    """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
-        return Tensor(backend.numpy.zeros((), dtype="float32"))
+        return Tensor(backend.numpy.zeros((), dtype="float32")), None
     xp = backend.array_module(grads[0])
     norm_type = float(norm_type)
     if math.isinf(norm_type):
         total = xp.max(xp.stack([xp.abs(g).max() for g in grads]))
     elif norm_type == 2.0:
-        total = xp.sqrt(sum((g * g).sum() for g in grads))
+        # vdot: one kernel per gradient (g·g summed); the partial sums are added at once.
+        total = xp.sqrt(xp.stack([xp.vdot(g.ravel(), g.ravel()) for g in grads]).sum())
     else:
         total = sum((xp.abs(g) ** norm_type).sum() for g in grads) ** (1.0 / norm_type)
     total = backend.ensure_array(xp.asarray(total))
     scale = xp.minimum(max_norm / (total + 1e-6), 1.0)
-    for g in grads:
-        g *= scale.astype(g.dtype)
-    return Tensor(total)
+    return Tensor(total), scale

@@ -1,10 +1,13 @@
 """Behaviour tests: the layers learn what they are supposed to be good at (seeded, seconds)."""
 import numpy as np
+import pytest
 
 import minitransformer as mt
 import minitransformer.functional as F
 from minitransformer import nn, optim
 from tests.conftest import to_host
+
+pytestmark = pytest.mark.slow   # training runs: 3-5 s of CPU each
 
 SYMBOLS = 4
 

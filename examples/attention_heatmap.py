@@ -1,22 +1,46 @@
 """Where did the model look? The attention of a trained translator over one sentence.
 
-    python examples/attention_heatmap.py checkpoints/transformer "when the dog sleeps , the cat reads ."
+    python examples/attention_heatmap.py [CHECKPOINT_DIR] ["When the dog sleeps, the cat reads."]
 
 Prints the map as text; with matplotlib installed also writes attention.png. German
 puts the verb of a subordinate clause last: watch the rows of those verbs look back
-at the English verb, far from the diagonal.
+at the English verb, far from the diagonal. Without a checkpoint (and none named)
+it trains a tiny Transformer for 20 seconds first: its map is rougher than a trained
+model's (examples/train_translator.py 3 writes one to checkpoints/transformer).
 """
+import argparse
+import os
 import sys
 
-from minitransformer.translation.demo import attention_map_text, save_attention_png, sentence_attention
-from minitransformer.translation.train import Trainer
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone
 
-directory = sys.argv[1] if len(sys.argv) > 1 else "checkpoints/transformer"
-source = sys.argv[2] if len(sys.argv) > 2 else "The woman knows that the child reads a book."
-trainer = Trainer.load(directory)
-target = trainer.translate([source])[0]
-print(f"{source}\n-> {target}\n")
-weights, source_tokens, target_tokens = sentence_attention(trainer, source, target)
+from minitransformer.translation.data import load_data  # noqa: E402
+from minitransformer.translation.demo import (  # noqa: E402
+    attention_map_text, save_attention_png, sentence_attention,
+)
+from minitransformer.translation.train import Trainer, new_trainer  # noqa: E402
+
+parser = argparse.ArgumentParser(description="Show where a translator looks.")
+parser.add_argument("checkpoint", nargs="?", help="directory (default checkpoints/transformer)")
+parser.add_argument("sentence", nargs="?", default="The woman knows that the child reads a book.")
+args = parser.parse_args()
+
+directory = args.checkpoint or "checkpoints/transformer"
+if os.path.exists(directory) or args.checkpoint:
+    try:
+        trainer = Trainer.load(directory)
+    except FileNotFoundError as error:
+        sys.exit(f"attention_heatmap.py: {error}")
+else:
+    print(f"No checkpoint in {directory}: training a tiny Transformer for 20 s first.")
+    data = load_data(corpus_size=20000, seed=0)
+    trainer = new_trainer("transformer", data["train"])
+    trainer.fit(data["train"], data["valid"], epochs=100, time_budget=20, log_every=100,
+                bleu_limit=0)
+
+target = trainer.translate([args.sentence])[0]
+print(f"\n{args.sentence}\n-> {target}\n")
+weights, source_tokens, target_tokens = sentence_attention(trainer, args.sentence, target)
 print(attention_map_text(weights, source_tokens, target_tokens))
-if save_attention_png(weights, source_tokens, target_tokens, "attention.png", source):
+if save_attention_png(weights, source_tokens, target_tokens, "attention.png", args.sentence):
     print("wrote attention.png")

@@ -2,8 +2,13 @@
 
     python examples/autograd_basics.py
 """
-import minitransformer as mt
-import minitransformer.functional as F
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone
+
+import minitransformer as mt  # noqa: E402
+import minitransformer.functional as F  # noqa: E402
 
 mt.manual_seed(0)
 

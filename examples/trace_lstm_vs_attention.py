@@ -5,9 +5,14 @@
 For growing sequence length n, the tracer measures the critical path (sequential
 ops) and the parallelism (work / span) of one forward pass of each layer.
 """
-import minitransformer as mt
-from minitransformer import nn
-from minitransformer.trace import trace
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone
+
+import minitransformer as mt  # noqa: E402
+from minitransformer import nn  # noqa: E402
+from minitransformer.trace import trace  # noqa: E402
 
 d = 32
 lstm = nn.LSTM(d, d, batch_first=True)

@@ -1,5 +1,6 @@
-"""Runs minitransformer/benchmarks/decoding.py: see its docstring, or `python bench/decoding.py --help`.
+"""`python bench/decoding.py [flags]` is `python -m minitransformer bench decoding [flags]`.
 
+What it measures: minitransformer/benchmarks/decoding.py; its flags: `--help`.
 Writes its CSV (and PNG, when matplotlib is installed) under bench/results/<device>/.
 """
 import os
@@ -8,7 +9,7 @@ import sys
 # Run from a checkout without installing: put the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minitransformer.benchmarks.decoding import main  # noqa: E402
+from minitransformer.benchmarks.runner import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    main([os.path.splitext(os.path.basename(__file__))[0], *sys.argv[1:]])

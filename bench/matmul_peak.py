@@ -1,5 +1,6 @@
-"""Runs minitransformer/benchmarks/matmul_peak.py: see its docstring, or `python bench/matmul_peak.py --help`.
+"""`python bench/matmul_peak.py [flags]` is `python -m minitransformer bench matmul_peak [flags]`.
 
+What it measures: minitransformer/benchmarks/matmul_peak.py; its flags: `--help`.
 Writes its CSV (and PNG, when matplotlib is installed) under bench/results/<device>/.
 """
 import os
@@ -8,7 +9,7 @@ import sys
 # Run from a checkout without installing: put the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minitransformer.benchmarks.matmul_peak import main  # noqa: E402
+from minitransformer.benchmarks.runner import main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    main([os.path.splitext(os.path.basename(__file__))[0], *sys.argv[1:]])

@@ -8,7 +8,7 @@ import sys
 # Run from a checkout without installing: put the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minitransformer.benchmarks.real_translation import main  # noqa: E402
+from minitransformer.benchmarks.runner import main  # noqa: E402
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":   # the same as `python -m minitransformer bench real_translation [flags]`
+    main([os.path.splitext(os.path.basename(__file__))[0], *sys.argv[1:]])

@@ -1,9 +1,8 @@
-"""Table 1 of "Attention Is All You Need", measured: see minitransformer/table1.py.
+"""`python bench/table1.py [flags]` is `python -m minitransformer bench table1 [flags]`.
 
-    python bench/table1.py [--d 64] [--ns 8 16 ... 512] [--device cpu|gpu]
-
-Writes bench/results/table1.csv (and table1.png beside it when matplotlib is
-installed). Same as ``python -m minitransformer table1``.
+What it measures: minitransformer/benchmarks/table1.py; its flags: `--help`.
+Writes bench/results/table1.csv (and .png with matplotlib); the same as
+`python -m minitransformer table1`.
 """
 import os
 import sys
@@ -11,7 +10,7 @@ import sys
 # Run from a checkout without installing: put the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from minitransformer.table1 import main  # noqa: E402
+from minitransformer.benchmarks.runner import main  # noqa: E402
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main([os.path.splitext(os.path.basename(__file__))[0], *sys.argv[1:]])

@@ -168,12 +168,12 @@ def cmd_data(args):
 
 
 def cmd_table1(args):
-    from .table1 import main
-    main(args.rest)
+    from .benchmarks.runner import main
+    main(["table1", *args.rest])
 
 
 def cmd_bench(args):
-    from .benchmarks.quick import main
+    from .benchmarks.runner import main
     main(args.rest)
 
 

@@ -2,7 +2,8 @@
 tiny sizes: they run, write their CSV, and report sensible rows (no timing asserts)."""
 import csv
 
-from minitransformer.benchmarks import decoding, quick, time_to_bleu
+from minitransformer import cli
+from minitransformer.benchmarks import decoding, runner, time_to_bleu
 
 
 def read_rows(path):
@@ -43,11 +44,32 @@ def test_time_to_bleu_main_writes_its_csv_files(tmp_path):
     assert read_rows(tmp_path / "time_to_bleu_curves.csv")
 
 
-def test_bench_runner_reports_each_benchmark(tmp_path, monkeypatch):
-    monkeypatch.setattr(quick.common, "results_dir", lambda device: str(tmp_path))
-    monkeypatch.setitem(quick.BENCHMARKS, "decoding", (
-        "decoding", ["--lengths", "2", "--batch", "2", "--repeats", "1"], True, "--out-dir",
-        quick._decoding))
-    summary = quick.main(["--quick", "--only", "decoding"])
+def test_bench_suite_reports_each_benchmark(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner.common, "results_dir", lambda device: str(tmp_path))
+    monkeypatch.setattr(decoding, "QUICK_LENGTHS", (2,))   # the suite passes --quick on
+    summary = runner.main(["--quick", "--only", "decoding"])
     assert [(row["benchmark"], row["status"]) for row in summary] == [("decoding", "ok")]
-    assert (tmp_path / "quick" / "decoding.csv").exists()
+    assert {int(r["n"]) for r in read_rows(tmp_path / "quick" / "decoding.csv")} == {2}
+
+
+def test_bench_suite_reports_a_failure_and_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "SUITE", ("decoding", "tracer_cost"))
+
+    def broken(argv):
+        raise RuntimeError("broken on purpose")
+    monkeypatch.setattr(decoding, "main", broken)
+    monkeypatch.setitem(runner.BENCHMARKS, "tracer_cost", lambda result: f"ran {result}")
+    from minitransformer.benchmarks import tracer_cost
+    monkeypatch.setattr(tracer_cost, "main", lambda argv: " ".join(argv))
+    summary = runner.main(["--device", "cpu", "--out-dir", str(tmp_path)])
+    assert [(r["benchmark"], r["status"]) for r in summary] == [("decoding", "failed"),
+                                                              ("tracer_cost", "ok")]
+    assert "broken on purpose" in summary[0]["result"]
+    # every benchmark of the suite gets the same three flags
+    assert summary[1]["result"] == f"ran --device cpu --out-dir {tmp_path}"
+
+
+def test_cli_bench_name_passes_the_flags_through(tmp_path):
+    cli.main(["bench", "decoding", "--lengths", "2", "--batch", "2", "--repeats", "1",
+              "--out-dir", str(tmp_path)])
+    assert {int(r["n"]) for r in read_rows(tmp_path / "decoding.csv")} == {2}

@@ -319,34 +319,6 @@ def _nn_layers_or_skip():
     pytest.importorskip("minitransformer.nn.attention")
 
 
-@pytest.mark.parametrize("layer", ["rnn", "lstm", "attention"])
-def test_table1_measures_the_papers_shape(layer):
-    _nn_layers_or_skip()
-    from minitransformer import table1
-    rows = [table1.measure(layer, n, d=8) for n in (4, 8, 16, 32)]
-    ns = [r["n"] for r in rows]
-    sequential = analysis.fit_exponent(ns, [r["sequential_ops"] for r in rows])
-    path = analysis.fit_exponent(ns, [r["max_path_length"] for r in rows])
-    if layer == "attention":
-        assert sequential == pytest.approx(0) and path == pytest.approx(0)
-    else:
-        assert 0.85 < sequential <= 1.0 and 0.85 < path <= 1.0
-        # The same number of ops per extra token, at every n.
-        per_token = {(b["sequential_ops"] - a["sequential_ops"]) / (b["n"] - a["n"])
-                     for a, b in zip(rows, rows[1:])}
-        assert len(per_token) == 1
-
-def test_table1_main_writes_the_csv(tmp_path, capsys):
-    _nn_layers_or_skip()
-    from minitransformer import table1
-    path = tmp_path / "table1.csv"
-    assert table1.main(["--d", "8", "--ns", "4", "8", "--csv", str(path)]) == 0
-    lines = [l for l in path.read_text().splitlines() if not l.startswith("#")]
-    assert lines[0] == "layer,n,d,flops,sequential_ops,max_path_length"
-    assert len(lines) == 1 + 3 * 2
-    assert "paper" in capsys.readouterr().out
-
-
 def test_nn_lstm_training_step_is_traced_with_backward():
     _nn_layers_or_skip()
     from minitransformer.nn.recurrent import LSTM

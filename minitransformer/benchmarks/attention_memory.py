@@ -22,9 +22,7 @@ steers the time budget and is no benchmark of speed.
 Writes bench/results/<device>/attention_memory.csv (and .png with matplotlib)
 and prints the table and the fitted slopes of log(peak) against log(n).
 """
-import argparse
 import math
-import os
 import time
 import tracemalloc
 
@@ -151,7 +149,7 @@ def slopes(rows, fit_from=FIT_FROM_N):
                   if r["variant"] == variant and r["status"] == "ok"]
         if len([p for p in points if p[0] >= fit_from]) >= 2:
             points = [p for p in points if p[0] >= fit_from]
-        result[variant] = common.fitted_slope(*zip(*points)) if len(points) >= 2 else math.nan
+        result[variant] = analysis.fit_exponent(*zip(*points)) if len(points) >= 2 else math.nan
     return result
 
 
@@ -159,7 +157,7 @@ def slopes(rows, fit_from=FIT_FROM_N):
 def plot(rows, fitted, budget, device, path):
     plt = analysis.pyplot()
     if plt is None:
-        return False
+        return None
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for variant, marker in zip(VARIANTS, "os"):
         points = [(r["n"], r["peak_mib"]) for r in rows
@@ -169,23 +167,17 @@ def plot(rows, fitted, budget, device, path):
                     label=f"{variant} (peak ~ n^{fitted[variant]:.2f})")
     ax.axhline(budget / MIB, color="grey", linestyle="--", linewidth=1,
                label=f"memory budget ({budget / 2 ** 30:.1f} GiB)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length n")
-    ax.set_ylabel("peak memory of forward + backward (MiB)")
     first = rows[0]
-    ax.set_title(f"one attention call, batch {first['batch']}, {first['heads']} heads, "
-                 f"head dim {first['head_dim']}\n{common.device_description(device)}", fontsize=8)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    common.scaling_axes(ax, "sequence length n", "peak memory of forward + backward (MiB)",
+                        f"one attention call, batch {first['batch']}, {first['heads']} heads, "
+                        f"head dim {first['head_dim']}\n{common.device_description(device)}",
+                        title_size=8)
+    return common.save_figure(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default=backend.default_device(), choices=backend.DEVICES)
+    parser = common.parser("attention_memory", __doc__.split("\n\n")[0],
+                           quick_help="n = 256 ... 2048, 10 s per point at most")
     parser.add_argument("--lengths", type=int, nargs="+",
                         help="sequence lengths (default: powers of 2 from 256 to the device's cap)")
     parser.add_argument("--batch", type=int, default=1)
@@ -197,34 +189,22 @@ def main(argv=None):
                              f"of free GPU memory)")
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="skip a point expected to take longer than this")
-    parser.add_argument("--out-dir", help="default: bench/results/<device>")
-    args = parser.parse_args(argv)
+    args = common.parse(parser, argv, quick=dict(lengths=[256, 512, 1024, 2048], max_seconds=10.0))
 
     budget = memory_budget(args.device, args.memory_budget_gib)
     rows = run(args.device, args.lengths, args.batch, args.heads, args.head_dim,
                args.block_size, args.memory_budget_gib, args.max_seconds)
     fitted = slopes(rows)
-    out_dir = args.out_dir or common.results_dir(args.device)
+    print("\nfitted slope of log(peak memory) against log(n), n >= %d:" % FIT_FROM_N)
+    for variant, k in fitted.items():
+        print(f"  {variant:>9}: {k:.2f}   (expected {'2' if variant == 'standard' else '1'})")
     meter = "tracemalloc" if args.device == "cpu" else "CuPy memory pool high-water mark"
-    comment = "\n".join([
+    common.finish("attention_memory", args.device, args.out_dir, {"attention_memory": rows}, [
         "peak memory of one attention forward + backward (float32), standard vs blockwise",
-        common.device_description(args.device),
         f"batch={args.batch} heads={args.heads} head_dim={args.head_dim} "
         f"block_size={args.block_size} memory budget {budget / 2 ** 30:.2f} GiB, "
         f"time budget {args.max_seconds:g} s per point; measured with {meter}",
         "fitted slopes of log(peak) vs log(n), n >= %d: %s" % (
-            FIT_FROM_N, ", ".join(f"{v} {k:.2f}" for v, k in fitted.items())),
-    ])
-    csv_path = common.write_csv(os.path.join(out_dir, "attention_memory.csv"), rows, comment)
-    print("\nfitted slope of log(peak memory) against log(n), n >= %d:" % FIT_FROM_N)
-    for variant, k in fitted.items():
-        print(f"  {variant:>9}: {k:.2f}   (expected {'2' if variant == 'standard' else '1'})")
-    print(f"wrote {csv_path}")
-    png_path = os.path.join(out_dir, "attention_memory.png")
-    if plot(rows, fitted, budget, args.device, png_path):
-        print(f"wrote {png_path}")
+            FIT_FROM_N, ", ".join(f"{v} {k:.2f}" for v, k in fitted.items()))],
+        plot=lambda path: plot(rows, fitted, budget, args.device, path))
     return rows
-
-
-if __name__ == "__main__":
-    main()

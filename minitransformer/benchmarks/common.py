@@ -1,16 +1,85 @@
-"""What every benchmark shares: honest timing, a description of the machine, CSV output.
+"""What every benchmark shares: one command line, honest timing, a description of the
+machine, CSV output and plots.
+
+Every benchmark is one module with a ``main(argv)`` that builds its command line with
+:func:`parser` (``--device``, ``--out-dir``, ``--quick``, then its own flags), reads it
+with :func:`parse`, and ends with :func:`finish` (CSV files headed by the machine, a
+plot, the paths printed). ``python -m minitransformer bench NAME`` and
+``python bench/NAME.py`` both call that ``main`` (see ``runner.py``).
 
 Timing rules: warm up first (the first calls pay for allocation, BLAS thread start-up
 and, on the GPU, kernel compilation), synchronise the device before every clock
 read, repeat, and report the median with the spread (min and max), because a
 shared machine's noise is one-sided: it only ever makes a run slower.
 """
+import argparse
 import csv
 import os
 import platform
 import statistics
+import time
 
-from .. import backend
+from .. import analysis, backend
+
+
+# ---------------------------------------------------------------- the command line
+def parser(name, description, quick_help="reduced sizes: a smoke test in seconds to a minute",
+           default_out="bench/results/<device>/"):
+    """An ``ArgumentParser`` for benchmark ``name`` with the three flags every benchmark
+    takes; the benchmark adds its own flags to it."""
+    p = argparse.ArgumentParser(prog=f"python -m minitransformer bench {name}",
+                                description=description)
+    p.add_argument("--device", default=None, choices=backend.DEVICES,
+                   help="cpu or gpu (default: $MINITRANSFORMER_DEVICE, else cpu)")
+    p.add_argument("--out-dir", default=None,
+                   help=f"folder for the CSV and PNG files (default {default_out})")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    return p
+
+
+_SIZE_FLAGS = {"batch": "sequences per batch", "d": "model dimension d",
+               "heads": "attention heads", "repeats": "timed runs per point (their median counts)"}
+
+
+def add_size_flags(parser, **defaults):
+    """Add the workload flags that mean the same in every benchmark that has them
+    (``--batch``, ``--d``, ``--heads``, ``--repeats``), with the benchmark's defaults."""
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=int, default=default,
+                            help=f"{_SIZE_FLAGS[name]} (default {default})")
+
+
+def parse(parser, argv=None, quick=None, default_out_dir=None):
+    """Read ``argv``. With ``--quick``, the defaults in ``quick`` (a dict of flag
+    destinations) replace the full ones; flags given on the command line still win.
+    ``args.device`` comes back resolved, ``args.out_dir`` filled in (default
+    ``default_out_dir``, else ``bench/results/<device>``) and created."""
+    args = parser.parse_args(argv)
+    if args.quick and quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)   # again, so that given flags override quick ones
+    args.device = backend.resolve_device(args.device)
+    if args.out_dir is None:
+        args.out_dir = default_out_dir or results_dir(args.device)
+    os.makedirs(args.out_dir, exist_ok=True)
+    return args
+
+
+def finish(name, device, out_dir, tables, notes=(), plot=None, started=None):
+    """The end of every benchmark run: write each of ``tables`` ({file stem: rows}) to
+    ``out_dir/<stem>.csv``, each headed by '# <name> on <machine>' and the lines
+    of ``notes``; then ``plot(png_path)`` for ``<first stem>.png`` when given (it returns
+    the path(s) it drew, or a false value without matplotlib); print what was written.
+    Returns the path of the first CSV."""
+    comment = "\n".join([f"{name} on {device_description(device)}", *notes])
+    paths = [write_csv(os.path.join(out_dir, f"{stem}.csv"), rows, comment)
+             for stem, rows in tables.items()]
+    if plot is not None:
+        drawn = plot(os.path.join(out_dir, f"{next(iter(tables))}.png"))
+        paths += [drawn] if isinstance(drawn, str) else list(drawn or ())
+    took = f" in {time.perf_counter() - started:.0f} s" if started is not None else ""
+    print(f"wrote {', '.join(paths)}{took}")
+    return paths[0]
 
 
 def device_description(device):
@@ -51,6 +120,42 @@ def measure(fn, device, repeats=5, warmup=2, min_time=0.0):
     return times
 
 
+class AllocationMeter:
+    """Bytes allocated now and at the peak since the last ``reset_peak()``.
+
+    CPU: tracemalloc (started by ``__enter__``); GPU: the CuPy memory pool.
+    """
+
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        if self.device == "cpu":
+            import tracemalloc
+            self._tracemalloc = tracemalloc
+            tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cpu":
+            self._tracemalloc.stop()
+
+    def reset_peak(self):
+        if self.device == "gpu":
+            backend.synchronize("gpu")
+            backend.cupy.get_default_memory_pool().free_all_blocks()
+        else:
+            self._tracemalloc.reset_peak()
+
+    def current_and_peak(self):
+        """(bytes allocated now, bytes at the peak since reset_peak)."""
+        if self.device == "gpu":
+            backend.synchronize("gpu")
+            pool = backend.cupy.get_default_memory_pool()
+            return pool.used_bytes(), pool.total_bytes()
+        return self._tracemalloc.get_traced_memory()
+
+
 def peak_bytes(step, device):
     """Bytes allocated at the high-water mark of ``step()``, above those alive before it.
 
@@ -59,24 +164,22 @@ def peak_bytes(step, device):
     never time the same run. GPU: CuPy's memory pool, emptied of free blocks first;
     blocks freed during the step stay held, so its size afterwards is the high-water mark.
     """
-    if device == "gpu":
-        pool = backend.cupy.get_default_memory_pool()
-        backend.synchronize(device)
-        pool.free_all_blocks()
-        before = pool.total_bytes()
+    with AllocationMeter(device) as meter:
+        meter.reset_peak()
+        before, _ = meter.current_and_peak()
         step()
-        backend.synchronize(device)
-        return pool.total_bytes() - before
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        step()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+        _, peak = meter.current_and_peak()
     return peak - before
+
+
+def print_ratios(rows, other_key, other_label):
+    """A table of our time against another's per (layer, n), each ratio against its target."""
+    print(f"  {'layer':<10}{'n':>5}{'engine ms':>12}{other_label + ' ms':>12}{'ratio':>8}"
+          f"{'target':>9}")
+    for r in rows:
+        flag = "" if r["ratio"] <= r["target"] else "  (missed)"
+        print(f"  {r['layer']:<10}{r['n']:>5}{r['engine_ms']:>12.2f}{r[other_key]:>12.2f}"
+              f"{r['ratio']:>8.2f}{'<= ' + str(r['target']):>9}{flag}")
 
 
 def summary(times):
@@ -103,13 +206,22 @@ def write_csv(path, rows, comment=None):
     return path
 
 
-def fitted_slope(xs, ys):
-    """The least-squares slope of log(y) against log(x): the exponent in y ~ x^k."""
-    import math
-    points = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
-    if len(points) < 2:
-        return float("nan")
-    mean_x = sum(p[0] for p in points) / len(points)
-    mean_y = sum(p[1] for p in points) / len(points)
-    var = sum((p[0] - mean_x) ** 2 for p in points)
-    return sum((p[0] - mean_x) * (p[1] - mean_y) for p in points) / var if var else float("nan")
+# ---------------------------------------------------------------- plots
+def scaling_axes(ax, xlabel, ylabel, title=None, title_size=10, legend_size=8):
+    """Dress ``ax`` as a scaling plot: log2 x axis, log y axis, labels, legend, grid."""
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=title_size)
+    ax.legend(fontsize=legend_size)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def save_figure(fig, path):
+    """Lay ``fig`` out, write it to ``path`` (120 dpi) and free it; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    analysis.pyplot().close(fig)
+    return path

@@ -25,7 +25,6 @@ On a machine shared with other jobs, a multi-threaded BLAS can make these small
 products 10-50 times slower (each product waits for all its threads to be
 scheduled); ``OPENBLAS_NUM_THREADS=1`` avoids that, and the CSV records the setting.
 """
-import argparse
 import os
 import time
 
@@ -109,7 +108,7 @@ def slope(rows, method):
     """Exponent k of decode time ~ n^k for ``method`` (2: quadratic, 1: linear)."""
     points = [(r["n"], r["median_s"]) for r in rows
               if r["method"] == method and r["status"] == "ok"]
-    return common.fitted_slope([p[0] for p in points], [p[1] for p in points])
+    return analysis.fit_exponent([p[0] for p in points], [p[1] for p in points])
 
 
 def plot(rows, path, device):
@@ -126,57 +125,35 @@ def plot(rows, path, device):
             style = "--" if method.endswith("teacher forcing") else "-"
             ax.plot(ns, ys, style, marker="o",
                     label=f"{method} (time ~ n^{slope(rows, method):.2f})")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("output length n (tokens)")
-    ax.set_ylabel("tokens / s (batch of %d)" % rows[0]["batch"])
-    ax.set_title(f"greedy decoding vs one teacher-forced pass ({device})", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    common.scaling_axes(ax, "output length n (tokens)",
+                        "tokens / s (batch of %d)" % rows[0]["batch"],
+                        f"greedy decoding vs one teacher-forced pass ({device})")
+    return common.save_figure(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
-    parser.add_argument("--lengths", type=int, nargs="+", default=None,
+    parser = common.parser("decoding", __doc__.splitlines()[0],
+                           quick_help=f"n = {' '.join(map(str, QUICK_LENGTHS))}, batch 32, 2 repeats")
+    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS),
                         help=f"output lengths n (default {' '.join(map(str, LENGTHS))})")
-    parser.add_argument("--batch", type=int, default=64)
+    common.add_size_flags(parser, batch=64, repeats=3)
     parser.add_argument("--size", default="tiny", choices=sorted(PRESETS["transformer"]))
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="a method slower than this per decode is skipped at larger n")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"n = {' '.join(map(str, QUICK_LENGTHS))}, batch 32, 2 repeats")
-    parser.add_argument("--out-dir", default=None, help="default bench/results/<device>/")
-    args = parser.parse_args(argv)
-    lengths = args.lengths or (QUICK_LENGTHS if args.quick else LENGTHS)
-    batch = min(args.batch, 32) if args.quick else args.batch
-    repeats = min(args.repeats, 2) if args.quick else args.repeats
-    out_dir = args.out_dir or common.results_dir(args.device)
+    args = common.parse(parser, argv, quick=dict(lengths=list(QUICK_LENGTHS), batch=32, repeats=2))
     where = common.device_description(args.device)
-    print(f"greedy decoding, batch {batch}, {args.size} models with random weights, on {where}")
+    print(f"greedy decoding, batch {args.batch}, {args.size} models with random weights, on {where}")
     start = time.perf_counter()
-    rows = run(args.device, lengths, batch, args.size, repeats=repeats,
+    rows = run(args.device, args.lengths, args.batch, args.size, repeats=args.repeats,
                max_seconds=args.max_seconds)
     slopes = {m: slope(rows, m) for m in METHODS}
     for method, k in slopes.items():
         print(f"  {method}: decode time ~ n^{k:.2f}")
-    comment = "\n".join([f"decoding on {where}; OPENBLAS_NUM_THREADS="
-                         f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
-                         f"batch={batch} size={args.size} repeats={repeats} float32, random "
-                         f"weights, eos disabled (every row decodes exactly n steps); source "
-                         f"length = n; times include encoding the source",
-                         "slopes of time vs n: " + ", ".join(f"{m} {k:.2f}"
-                                                             for m, k in slopes.items())])
-    path = common.write_csv(f"{out_dir}/decoding.csv", rows, comment)
-    png = plot(rows, f"{out_dir}/decoding.png", args.device)
-    print(f"wrote {path}{' and ' + png if png else ''} in {time.perf_counter() - start:.0f} s")
+    common.finish("decoding", args.device, args.out_dir, {"decoding": rows}, [
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
+        f"batch={args.batch} size={args.size} repeats={args.repeats} float32, random weights, "
+        f"eos disabled (every row decodes exactly n steps); source length = n; times include "
+        f"encoding the source",
+        "slopes of time vs n: " + ", ".join(f"{m} {k:.2f}" for m, k in slopes.items())],
+        plot=lambda path: plot(rows, path, args.device), started=start)
     return rows
-
-
-if __name__ == "__main__":
-    main()

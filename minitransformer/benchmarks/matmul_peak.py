@@ -5,8 +5,6 @@ doing well in a framework built from many small ops; a recurrent step whose
 matmul is (batch, d) @ (d, 4d) reaches far less, because such a small product
 cannot fill the machine -- the heart of the argument.
 """
-import argparse
-
 from .. import backend
 from . import common
 
@@ -48,22 +46,13 @@ def peak_gflops(rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=None, help="CSV path (default bench/results/<device>/)")
-    args = parser.parse_args(argv)
+    parser = common.parser("matmul_peak", __doc__.splitlines()[0],
+                           quick_help="leave out the squares of 2048 and up; 3 repeats")
+    common.add_size_flags(parser, repeats=5)
+    args = common.parse(parser, argv, quick=dict(repeats=3))
     rows = run(args.device, args.repeats, args.quick)
-    where = common.device_description(args.device)
-    print(f"matmul throughput, float32, on {where}")
+    print(f"matmul throughput, float32, on {common.device_description(args.device)}")
     for r in rows:
         print(f"  {r['shape']:<38} {r['median_s'] * 1e3:9.3f} ms  {r['gflops']:8.1f} GFLOP/s")
-    path = args.out or f"{common.results_dir(args.device)}/matmul_peak.csv"
-    common.write_csv(path, rows, f"matmul_peak on {where}\nrepeats={args.repeats}")
-    print(f"wrote {path}")
+    common.finish("matmul_peak", args.device, args.out_dir, {"matmul_peak": rows}, [f"repeats={args.repeats}"])
     return rows
-
-
-if __name__ == "__main__":
-    main()

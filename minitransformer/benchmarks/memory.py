@@ -25,7 +25,6 @@ multi-head self-attention layer for growing n. Plain attention stores
 is measured beside it (``attention="blockwise"``: keys in blocks with a running
 softmax, the n × n weights never stored), if this version of ``nn`` has it.
 """
-import argparse
 import array
 import inspect
 import os
@@ -47,42 +46,6 @@ def resident_bytes():
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
-
-
-class AllocationMeter:
-    """Bytes allocated now and at the peak since the last ``reset_peak()``.
-
-    CPU: tracemalloc (started by ``__enter__``); GPU: the CuPy memory pool.
-    """
-
-    def __init__(self, device):
-        self.device = device
-
-    def __enter__(self):
-        if self.device == "cpu":
-            import tracemalloc
-            self._tracemalloc = tracemalloc
-            tracemalloc.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device == "cpu":
-            self._tracemalloc.stop()
-
-    def reset_peak(self):
-        if self.device == "gpu":
-            backend.synchronize("gpu")
-            backend.cupy.get_default_memory_pool().free_all_blocks()
-        else:
-            self._tracemalloc.reset_peak()
-
-    def current_and_peak(self):
-        """(bytes allocated now, bytes at the peak since reset_peak)."""
-        if self.device == "gpu":
-            backend.synchronize("gpu")
-            pool = backend.cupy.get_default_memory_pool()
-            return pool.used_bytes(), pool.total_bytes()
-        return self._tracemalloc.get_traced_memory()
 
 
 # ---------------------------------------------------------------- part 1: a training loop
@@ -108,7 +71,7 @@ def training_loop(steps=1000, batch=16, seq=32, dim=64, heads=4, classes=10, dev
     """
     columns = ("loss", "step_ms", "peak_allocated_mb", "allocated_after_mb", "resident_mb")
     record = {key: array.array("d", bytes(8 * steps)) for key in columns}
-    with AllocationMeter(device) as meter:
+    with common.AllocationMeter(device) as meter:
         model = TinyTagger(dim, heads, classes).to(device)
         optimizer = optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = nn.CrossEntropyLoss()
@@ -182,7 +145,7 @@ def attention_memory(lengths=ATTENTION_LENGTHS, batch=8, dim=256, heads=8, devic
 def plot(loop_rows, attention_rows, out_dir):
     plt = analysis.pyplot()
     if plt is None:
-        return False
+        return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     steps = [r["step"] for r in loop_rows]
     for key, label in (("peak_allocated_mb", "peak allocated in the step"),
@@ -198,21 +161,14 @@ def plot(loop_rows, attention_rows, out_dir):
         points = [(r["n"], r["peak_memory_mb"]) for r in attention_rows if r["variant"] == variant]
         ns, ys = zip(*points)
         right.plot(ns, ys, marker="o",
-                   label=f"{variant} attention (slope {common.fitted_slope(ns, ys):.2f})")
+                   label=f"{variant} attention (slope {analysis.fit_exponent(ns, ys):.2f})")
     if attention_rows:
         ns = sorted({r["n"] for r in attention_rows})
         scores = [next(r["scores_mb"] for r in attention_rows if r["n"] == n) for n in ns]
         right.plot(ns, scores, linestyle="--", color="grey", label="one n×n score matrix")
-    right.set_xscale("log", base=2)
-    right.set_yscale("log")
-    right.set_xlabel("sequence length n")
-    right.set_ylabel("peak MiB, forward + backward")
-    right.set_title("self-attention memory vs n", fontsize=10)
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(f"{out_dir}/memory.png", dpi=120)
-    plt.close(fig)
-    return True
+    common.scaling_axes(right, "sequence length n", "peak MiB, forward + backward",
+                        "self-attention memory vs n")
+    return common.save_figure(fig, f"{out_dir}/memory.png")
 
 
 def run(device="cpu", steps=1000, batch=16, seq=32, dim=64, heads=4,
@@ -224,40 +180,35 @@ def run(device="cpu", steps=1000, batch=16, seq=32, dim=64, heads=4,
     attention_rows = attention_memory(attention_lengths, attention_batch, attention_dim,
                                       attention_heads, device)
     if out_dir is not None:
-        where = common.device_description(device)
         method = ("CuPy memory pool" if device == "gpu" else
                   "tracemalloc (NumPy array buffers and Python objects)")
         early, late = flatness(loop_rows, "peak_allocated_mb")
-        common.write_csv(f"{out_dir}/memory_loop.csv", loop_rows,
-                         f"memory over a training loop on {where}\n"
-                         f"TinyTagger: encoder layer d={dim} heads={heads} ff={2 * dim} + linear "
-                         f"head, Adam, batch={batch} seq={seq}, {steps} steps; allocations by "
-                         f"{method}; resident from /proc/self/statm; step_ms includes the "
-                         f"meter's overhead\npeak allocated per step: median {early:.2f} MiB "
-                         f"early, {late:.2f} MiB over the last tenth of the steps")
-        common.write_csv(f"{out_dir}/memory_attention.csv", attention_rows,
-                         f"self-attention forward+backward peak memory on {where}\n"
-                         f"batch={attention_batch} d={attention_dim} heads={attention_heads}; "
-                         f"{method}; blockwise: " + (f"attention='blockwise', block_size={BLOCK_SIZE}"
-                                                     if has_blockwise() else "not in this nn"))
-        plot(loop_rows, attention_rows, out_dir)
+        common.finish("memory", device, out_dir,
+                      {"memory_loop": loop_rows, "memory_attention": attention_rows}, [
+            f"memory_loop: TinyTagger: encoder layer d={dim} heads={heads} ff={2 * dim} + "
+            f"linear head, Adam, batch={batch} seq={seq}, {steps} steps; resident from "
+            f"/proc/self/statm; step_ms includes the meter's overhead; peak allocated per "
+            f"step: median {early:.2f} MiB early, {late:.2f} MiB over the last tenth of the steps",
+            f"memory_attention: self-attention forward+backward peak memory, "
+            f"batch={attention_batch} d={attention_dim} heads={attention_heads}; blockwise: "
+            + (f"attention='blockwise', block_size={BLOCK_SIZE}" if has_blockwise()
+               else "not in this nn"),
+            f"allocations by {method}"],
+            plot=lambda _: plot(loop_rows, attention_rows, out_dir))
     return loop_rows, attention_rows
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
+    parser = common.parser("memory", __doc__.splitlines()[0], quick_help="50 steps, n up to 256")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--lengths", type=int, nargs="+", default=list(ATTENTION_LENGTHS),
                         help="sequence lengths of the attention memory curve")
-    parser.add_argument("--quick", action="store_true", help="100 steps, n up to 256")
-    parser.add_argument("--out-dir", default=None, help="default bench/results/<device>/")
-    args = parser.parse_args(argv)
-    steps = min(args.steps, 100) if args.quick else args.steps
-    lengths = [n for n in args.lengths if n <= 256] if args.quick else args.lengths
-    out_dir = args.out_dir or common.results_dir(args.device)
+    args = common.parse(parser, argv, quick=dict(
+        steps=50, lengths=[n for n in ATTENTION_LENGTHS if n <= 256]))
+    steps = args.steps
     start = time.perf_counter()
-    loop_rows, attention_rows = run(args.device, steps, attention_lengths=lengths, out_dir=out_dir)
+    loop_rows, attention_rows = run(args.device, steps, attention_lengths=args.lengths,
+                                    out_dir=args.out_dir)
     early, late = flatness(loop_rows, "peak_allocated_mb")
     after_early, after_late = flatness(loop_rows, "allocated_after_mb")
     rss_early, rss_late = flatness(loop_rows, "resident_mb")
@@ -274,11 +225,6 @@ def main(argv=None):
     for variant in sorted({r["variant"] for r in attention_rows}):
         ns = [r["n"] for r in attention_rows if r["variant"] == variant]
         ys = [r["peak_memory_mb"] for r in attention_rows if r["variant"] == variant]
-        print(f"  slope of {variant} memory vs n: {common.fitted_slope(ns, ys):.2f}")
-    print(f"wrote {out_dir}/memory_loop.csv, memory_attention.csv in "
-          f"{time.perf_counter() - start:.0f} s")
+        print(f"  slope of {variant} memory vs n: {analysis.fit_exponent(ns, ys):.2f}")
+    print(f"  measured in {time.perf_counter() - start:.0f} s")
     return loop_rows, attention_rows
-
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,6 @@ the engine (``nn.MultiheadAttention``, ``nn.LSTM``) is timed against
 and inputs; their runs alternate, so a burst of noise on a shared machine hits both.
 Ratio = engine time / hand-written time: 1.0 would mean the engine costs nothing.
 """
-import argparse
 import statistics
 
 from .. import backend, nn
@@ -80,29 +79,15 @@ def run(device="cpu", batch=32, dim=256, heads=8, lengths=(16, 32, 64, 128, 256)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--d", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=8)
+    parser = common.parser("overhead", __doc__.splitlines()[0], quick_help="n = 32, 128; 3 repeats")
+    common.add_size_flags(parser, batch=32, d=256, heads=8, repeats=7)
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 256])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv)
-    where = common.device_description(args.device)
+    args = common.parse(parser, argv, quick=dict(lengths=[32, 128], repeats=3))
     rows = run(args.device, args.batch, args.d, args.heads, args.lengths, args.repeats)
-    print(f"engine vs hand-written arrays, forward+backward, batch {args.batch}, d {args.d}, on {where}")
-    print(f"  {'layer':<10}{'n':>5}{'engine ms':>12}{'by hand ms':>12}{'ratio':>8}{'target':>8}")
-    for r in rows:
-        flag = "" if r["ratio"] <= r["target"] else "  (missed)"
-        print(f"  {r['layer']:<10}{r['n']:>5}{r['engine_ms']:>12.2f}{r['by_hand_ms']:>12.2f}"
-              f"{r['ratio']:>8.2f}{'<= ' + str(r['target']):>8}{flag}")
-    path = args.out or f"{common.results_dir(args.device)}/overhead.csv"
-    common.write_csv(path, rows, f"overhead on {where}\nbatch={args.batch} d={args.d} "
-                                 f"heads={args.heads} repeats={args.repeats} (medians)")
-    print(f"wrote {path}")
+    print(f"engine vs hand-written arrays, forward+backward, batch {args.batch}, d {args.d}, "
+          f"on {common.device_description(args.device)}")
+    common.print_ratios(rows, "by_hand_ms", "by hand")
+    common.finish("overhead", args.device, args.out_dir, {"overhead": rows},
+                  [f"batch={args.batch} d={args.d} heads={args.heads} repeats={args.repeats} "
+                   f"(medians)"])
     return rows
-
-
-if __name__ == "__main__":
-    main()

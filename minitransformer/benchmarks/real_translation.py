@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from .. import analysis, backend
+from .. import analysis
 from ..translation.bleu import bleu_score
 from ..translation.demo import sequential_ops
 from ..translation.train import Trainer
@@ -150,18 +150,12 @@ def plot(rows, curves, path, title):
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return common.save_figure(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
-    parser.add_argument("--out-dir", default=None, help="default bench/results/<device>/")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK['minutes']:g} minutes of the tiny models (a smoke test)")
+    parser = common.parser("real_translation", __doc__.splitlines()[0],
+                           quick_help=f"{QUICK['minutes']:g} minutes of the tiny models (a smoke test)")
     parser.add_argument("--minutes", type=float, default=None,
                         help=f"training minutes per model (default {FULL['minutes']:g})")
     parser.add_argument("--size", default=None, help="model preset (default base)")
@@ -173,7 +167,7 @@ def main(argv=None):
                         help="score only the first N test sentences")
     parser.add_argument("train_options", nargs=argparse.REMAINDER,
                         help="after '--': more options for train (e.g. -- --lr 1e-3)")
-    args = parser.parse_args(argv)
+    args = common.parse(parser, argv)
     data_dir = find_data(args.data_dir)
     if data_dir is None:
         print(f"real_translation: skipped: Multi30k not found in "
@@ -184,7 +178,7 @@ def main(argv=None):
     preset["minutes"] = args.minutes or preset["minutes"]
     preset["size"] = args.size or preset["size"]
     options = [o for o in args.train_options if o != "--"]
-    out_dir = args.out_dir or common.results_dir(args.device)
+    out_dir = args.out_dir
     where = common.device_description(args.device)
     direction = "English -> German" if args.english_to_german else "German -> English"
     print(f"real_translation: Multi30k {direction}, {preset['size']} models, "
@@ -203,21 +197,16 @@ def main(argv=None):
         with open(os.path.join(out_dir, "runs", f"{kind}{suffix}.hyp.txt"), "w",
                   encoding="utf-8") as f:
             f.writelines(h + "\n" for h in hypotheses)
-    comment = "\n".join([
-        f"real_translation on {where}", f"Multi30k {direction} from {data_dir}; "
-        f"{preset['size']} models, {preset['minutes']:g} minutes each, trained at the same "
-        f"time with OPENBLAS_NUM_THREADS=1 each; extra train options: {' '.join(options) or 'none'}",
+    stem = f"real_translation{suffix}"
+    common.finish("real_translation", args.device, out_dir,
+                  {stem: rows, f"{stem}_curves": curves}, [
+        f"Multi30k {direction} from {data_dir}; {preset['size']} models, {preset['minutes']:g} "
+        f"minutes each, trained at the same time with OPENBLAS_NUM_THREADS=1 each; extra train "
+        f"options: {' '.join(options) or 'none'}",
         "test BLEU: greedy decoding of test2016, sacrebleu defaults (cased) and lower-cased; "
         "by bucket: lower-cased, source length in words; sequential_ops: the forward pass's "
-        "critical path for a batch of up to 32 test sentences of the bucket"])
-    path = common.write_csv(os.path.join(out_dir, f"real_translation{suffix}.csv"), rows, comment)
-    common.write_csv(os.path.join(out_dir, f"real_translation{suffix}_curves.csv"), curves, comment)
-    png = plot(rows, curves, os.path.join(out_dir, f"real_translation{suffix}.png"),
-               f"Multi30k {direction}, {preset['size']} models, {preset['minutes']:g} min each "
-               f"({where})")
-    print(f"wrote {path}{' and ' + png if png else ''} in {time.perf_counter() - start:.0f} s")
+        "critical path for a batch of up to 32 test sentences of the bucket"],
+        plot=lambda path: plot(rows, curves, path, f"Multi30k {direction}, {preset['size']} "
+                               f"models, {preset['minutes']:g} min each ({where})"),
+        started=start)
     return rows, curves
-
-
-if __name__ == "__main__":
-    main()

@@ -28,7 +28,6 @@ A ``--max-seconds`` guard keeps the run bounded: repeats shrink for slow steps
 (at least ``MIN_REPEATS``), and a step predicted to overrun the budget is skipped
 and marked so in the CSV.
 """
-import argparse
 import math
 import time
 
@@ -145,7 +144,7 @@ def predicted_seconds(rows, kind, seq, repeats):
     last = done[-1]
     growth = 2.0
     if len(done) >= 2:
-        growth = min(2.0, max(1.0, common.fitted_slope([r["n"] for r in done[-2:]],
+        growth = min(2.0, max(1.0, analysis.fit_exponent([r["n"] for r in done[-2:]],
                                                        [r["median_ms"] for r in done[-2:]])))
     step = last["median_ms"] / 1e3 * (seq / last["n"]) ** growth
     return step * (UNTIMED_RUNS + min(repeats, max(MIN_REPEATS, SECONDS_PER_POINT / step)))
@@ -191,7 +190,7 @@ def slopes(rows, kind, key):
         return float("nan"), float("nan")
     ns, ys = zip(*points)
     half = len(points) // 2
-    return common.fitted_slope(ns, ys), common.fitted_slope(ns[half:], ys[half:])
+    return analysis.fit_exponent(ns, ys), analysis.fit_exponent(ns[half:], ys[half:])
 
 
 def headline(rows):
@@ -207,8 +206,7 @@ def headline(rows):
 
 
 def write_results(rows, device, out_dir, batch, dim, heads, repeats, peak_gflops):
-    lines = [f"seq_scaling on {common.device_description(device)}",
-             f"batch={batch} d={dim} heads={heads} max_repeats={repeats} float32; "
+    lines = [f"batch={batch} d={dim} heads={heads} max_repeats={repeats} float32; "
              f"forward+backward per step; matmul peak {peak_gflops:.1f} GFLOP/s",
              "peak_memory_mb: high-water of bytes allocated during one step above those alive "
              "before it (" + ("CuPy memory pool" if device == "gpu" else
@@ -220,16 +218,17 @@ def write_results(rows, device, out_dir, batch, dim, heads, repeats, peak_gflops
                      f"memory {m_all:.2f} (largest half {m_large:.2f})")
     seq, ratio = headline(rows)
     lines.append(f"lstm / attention step time at n={seq}: {ratio:.2f}")
-    path = common.write_csv(f"{out_dir}/seq_scaling.csv", rows, "\n".join(lines))
-    plot(rows, out_dir, device)
-    return path
+    return common.finish("seq_scaling", device, out_dir, {"seq_scaling": rows}, lines,
+                         plot=lambda _: plot(rows, out_dir, device))
 
 
 def plot(rows, out_dir, device):
-    """Log-log time and memory against n, one line per layer with its fitted slope."""
+    """Log-log time and memory against n, one line per layer with its fitted slope;
+    returns the paths of the two PNGs (none without matplotlib)."""
     plt = analysis.pyplot()
     if plt is None:
-        return False
+        return []
+    paths = []
     for key, label, name in (("median_ms", "ms per step (forward + backward)", "time"),
                              ("peak_memory_mb", "peak memory per step (MiB)", "memory")):
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -239,17 +238,10 @@ def plot(rows, out_dir, device):
                 continue
             ns, ys = zip(*points)
             ax.plot(ns, ys, marker="o", label=f"{kind} (slope {slopes(rows, kind, key)[0]:.2f})")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("sequence length n")
-        ax.set_ylabel(label)
-        ax.set_title(f"{name} per training step vs n ({device})", fontsize=10)
-        ax.legend()
-        ax.grid(True, which="both", alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(f"{out_dir}/seq_scaling_{name}.png", dpi=120)
-        plt.close(fig)
-    return True
+        common.scaling_axes(ax, "sequence length n", label,
+                            f"{name} per training step vs n ({device})", legend_size=None)
+        paths.append(common.save_figure(fig, f"{out_dir}/seq_scaling_{name}.png"))
+    return paths
 
 
 def _format_row(r):
@@ -262,29 +254,22 @@ def _format_row(r):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
+    parser = common.parser("seq_scaling", __doc__.splitlines()[0],
+                           quick_help="n = 16, 64, 128; 3 repeats; a 45 s budget")
     parser.add_argument("--layers", nargs="+", default=list(LAYERS), choices=LAYERS)
     parser.add_argument("--lengths", type=int, nargs="+", default=None,
                         help="sequence lengths (default 16..512 on the CPU, ..4096 on a GPU)")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--d", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats (at most)")
+    common.add_size_flags(parser, batch=32, d=256, heads=8, repeats=7)
     parser.add_argument("--max-seconds", type=float, default=540.0,
                         help="time budget of the whole run; slower points are skipped")
-    parser.add_argument("--quick", action="store_true", help="n = 16, 64, 128; 3 repeats")
-    parser.add_argument("--out-dir", default=None, help="default bench/results/<device>/")
-    args = parser.parse_args(argv)
-    lengths = args.lengths or (QUICK_LENGTHS if args.quick else
-                               GPU_LENGTHS if args.device == "gpu" else CPU_LENGTHS)
-    repeats = min(args.repeats, 3) if args.quick else args.repeats
-    out_dir = args.out_dir or common.results_dir(args.device)
+    args = common.parse(parser, argv, quick=dict(lengths=list(QUICK_LENGTHS), repeats=3,
+                                                 max_seconds=45.0))
+    lengths = args.lengths or (GPU_LENGTHS if args.device == "gpu" else CPU_LENGTHS)
     print(f"forward+backward per step, batch {args.batch}, d {args.d}, heads {args.heads}, "
           f"on {common.device_description(args.device)}")
     start = time.perf_counter()
-    rows = run(args.device, args.layers, lengths, args.batch, args.d, args.heads, repeats,
-               args.max_seconds, out_dir=out_dir)
+    rows = run(args.device, args.layers, lengths, args.batch, args.d, args.heads, args.repeats,
+               args.max_seconds, out_dir=args.out_dir)
     for kind in args.layers:
         t_all, t_large = slopes(rows, kind, "median_ms")
         m_all, _ = slopes(rows, kind, "peak_memory_mb")
@@ -292,9 +277,5 @@ def main(argv=None):
               f"memory {m_all:.2f}")
     seq, ratio = headline(rows)
     print(f"  lstm / attention step time at n={seq}: {ratio:.2f}")
-    print(f"wrote {out_dir}/seq_scaling.csv in {time.perf_counter() - start:.0f} s")
+    print(f"  measured in {time.perf_counter() - start:.0f} s")
     return rows
-
-
-if __name__ == "__main__":
-    main()

@@ -22,7 +22,6 @@ backward, optimizer; the GPU synchronised before each reading). Evaluation every
 Transformer) and batching are excluded. A model stops at its budget of training
 seconds, or once it reaches the highest threshold.
 """
-import argparse
 import os
 import time
 
@@ -42,7 +41,7 @@ ACCURACY_THRESHOLDS = (0.5, 0.9, 0.99)
 MIRROR_LENGTHS = (16, 32, 64, 128)
 FULL = dict(budget=600.0, mirror_budget=120.0, lengths=MIRROR_LENGTHS, eval_every=100,
             mirror_eval_every=50, eval_sentences=200)
-QUICK = dict(budget=20.0, mirror_budget=10.0, lengths=(16, 32), eval_every=50,
+QUICK = dict(budget=15.0, mirror_budget=8.0, lengths=(16,), eval_every=50,
              mirror_eval_every=25, eval_sentences=100)
 
 
@@ -184,24 +183,17 @@ def plot(rows, curves, path, device):
                       and r["model"] == kind and r["threshold"] == threshold and r["seconds"] != ""]
             if points:
                 right.plot(*zip(*points), style, marker="o", label=f"{kind}, {threshold:.0%}")
-    right.set_xscale("log", base=2)
-    right.set_yscale("log")
-    right.set_xlabel("sequence length n")
-    right.set_ylabel("training seconds to token accuracy")
-    right.set_title("mirror task (missing point: not reached in budget)", fontsize=10)
-    right.legend(fontsize=8)
-    for ax in (left, right):
-        ax.grid(True, which="both", alpha=0.3)
+    common.scaling_axes(right, "sequence length n", "training seconds to token accuracy",
+                        "mirror task (missing point: not reached in budget)")
+    left.grid(True, which="both", alpha=0.3)
     fig.suptitle(f"time to quality, tiny models ({device})", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return common.save_figure(fig, path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
+    parser = common.parser("time_to_bleu", __doc__.splitlines()[0],
+                           quick_help=f"short budgets ({QUICK['budget']:g} s, mirror "
+                                      f"{QUICK['mirror_budget']:g} s), n = 16")
     parser.add_argument("--budget", type=float, default=None,
                         help=f"training seconds per model on the corpus (default "
                              f"{FULL['budget']:.0f}, quick {QUICK['budget']:.0f}; 0 skips it)")
@@ -210,38 +202,28 @@ def main(argv=None):
                              f"(default {FULL['mirror_budget']:.0f}, quick "
                              f"{QUICK['mirror_budget']:.0f}; 0 skips it)")
     parser.add_argument("--lengths", type=int, nargs="+", default=None,
-                        help="mirror lengths (default 16 32 64 128, quick 16 32)")
+                        help="mirror lengths (default 16 32 64 128, quick 16)")
     parser.add_argument("--eval-every", type=int, default=None, help="steps between evaluations")
     parser.add_argument("--eval-sentences", type=int, default=None)
-    parser.add_argument("--quick", action="store_true", help="short budgets, n = 16, 32")
-    parser.add_argument("--out-dir", default=None, help="default bench/results/<device>/")
-    args = parser.parse_args(argv)
+    args = common.parse(parser, argv)
     preset = dict(QUICK if args.quick else FULL)
     for key in ("budget", "mirror_budget", "lengths", "eval_sentences"):
         if getattr(args, key) is not None:
             preset[key] = getattr(args, key)
     if args.eval_every is not None:
         preset["eval_every"] = preset["mirror_eval_every"] = args.eval_every
-    out_dir = args.out_dir or common.results_dir(args.device)
-    where = common.device_description(args.device)
-    print(f"time to quality, tiny Transformer vs tiny LSTM, on {where}")
+    print(f"time to quality, tiny Transformer vs tiny LSTM, on "
+          f"{common.device_description(args.device)}")
     start = time.perf_counter()
     rows, curves = run(args.device, **preset)
     print_table(rows)
-    comment = "\n".join([
-        f"time_to_bleu on {where}; OPENBLAS_NUM_THREADS="
-        f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
+    common.finish("time_to_bleu", args.device, args.out_dir,
+                  {"time_to_bleu": rows, "time_to_bleu_curves": curves}, [
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
         ", ".join(f"{k}={v}" for k, v in preset.items()),
         "seconds: training clock (train steps only; evaluation and batching excluded) at the "
         "first evaluation at or above the threshold; empty: not reached within the budget",
         "corpus: BLEU of greedy translations of the first eval_sentences test pairs; mirror: "
-        "token accuracy of greedy outputs on eval_sentences fresh pairs"])
-    path = common.write_csv(f"{out_dir}/time_to_bleu.csv", rows, comment)
-    common.write_csv(f"{out_dir}/time_to_bleu_curves.csv", curves, comment)
-    png = plot(rows, curves, f"{out_dir}/time_to_bleu.png", args.device)
-    print(f"wrote {path}{' and ' + png if png else ''} in {time.perf_counter() - start:.0f} s")
+        "token accuracy of greedy outputs on eval_sentences fresh pairs"],
+        plot=lambda path: plot(rows, curves, path, args.device), started=start)
     return rows, curves
-
-
-if __name__ == "__main__":
-    main()

@@ -13,11 +13,9 @@ b. the ``is None`` test itself, by a micro-benchmark (a function with the test
    per gradient it passes on): the cost of having the hook;
 c. the same workload inside ``with trace()``: the cost of recording, per op.
 """
-import argparse
 import statistics
 import timeit
 
-from .. import backend
 from ..trace import trace
 from . import common, seq_scaling
 
@@ -79,24 +77,18 @@ def run(batch=4, seq=64, dim=32, repeats=15, device="cpu", out_dir=None, check_c
            "traced_ms": traced_s * 1e3, "tracing_per_op_us": (traced_s - plain_s) / ops * 1e6,
            "traced_ratio": traced_s / plain_s}
     if out_dir is not None:
-        common.write_csv(f"{out_dir}/tracer_cost.csv", [row],
-                         f"tracer_cost on {common.device_description(device)}\n"
-                         f"repeats={repeats} alternating, medians; check_ns from timeit "
-                         f"(best of 7 x {check_calls} calls)")
+        common.finish("tracer_cost", device, out_dir, {"tracer_cost": [row]},
+                      [f"repeats={repeats} alternating, medians; check_ns from timeit "
+                       f"(best of 7 x {check_calls} calls)"])
     return row
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--d", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--out-dir", default=None, help="default bench/results/<device>/")
-    args = parser.parse_args(argv)
-    out_dir = args.out_dir or common.results_dir(args.device)
-    r = run(args.batch, args.n, args.d, args.repeats, args.device, out_dir)
+    parser = common.parser("tracer_cost", __doc__.splitlines()[0], quick_help="5 repeats")
+    common.add_size_flags(parser, batch=4, d=32, repeats=15)
+    parser.add_argument("--n", type=int, default=64, help="sequence length (default 64)")
+    args = common.parse(parser, argv, quick=dict(repeats=5))
+    r = run(args.batch, args.n, args.d, args.repeats, args.device, args.out_dir)
     print(f"tracer cost on {common.device_description(args.device)}: {r['workload']}, "
           f"{r['ops']} ops ({r['forward_ops']} forward)")
     print(f"  a. no trace active:     {r['plain_ms']:8.2f} ms  ({r['per_op_us']:.1f} µs per op)")
@@ -104,9 +96,4 @@ def main(argv=None):
           f"{r['checks_ms'] * 1e3:.1f} µs, {r['checks_fraction']:.3%} of (a)")
     print(f"  c. inside a trace:      {r['traced_ms']:8.2f} ms  (x{r['traced_ratio']:.2f}: "
           f"{r['tracing_per_op_us']:.1f} µs more per op)")
-    print(f"wrote {out_dir}/tracer_cost.csv")
     return r
-
-
-if __name__ == "__main__":
-    main()

@@ -24,23 +24,24 @@ of ops that actually ran:
   (see :meth:`minitransformer.trace.Trace.watch_position`).
 
 Each column's exponent of n is fitted by least squares on log n, log value, and
-printed beside the paper's entry. Run ``python -m minitransformer table1`` or
-``python bench/table1.py``; ``--help`` lists the options.
+printed beside the paper's entry. Run ``python -m minitransformer table1`` (or
+``python bench/table1.py``, or ``python -m minitransformer bench table1``: the same
+flags); ``--help`` lists the options. Its figures are counts, the same on every device,
+so it writes to ``bench/results/`` itself rather than a folder per device.
 """
-import argparse
-import csv
 import os
-import platform
 import time
 
-from . import analysis, backend
-from .tensor import no_grad, randn
-from .trace import trace
+from .. import analysis, backend
+from ..tensor import no_grad, randn
+from ..trace import trace
+from . import common
 
 LAYERS = ("rnn", "lstm", "attention")
 DEFAULT_NS = (8, 16, 32, 64, 128, 256, 512)
+QUICK_NS = (8, 16, 32, 64)
 CSV_COLUMNS = ("layer", "n", "d", "flops", "sequential_ops", "max_path_length")
-DEFAULT_CSV = os.path.join("bench", "results", "table1.csv")
+DEFAULT_OUT_DIR = os.path.join("bench", "results")
 
 # The paper's entries, and the exponent of n each implies (attention's O(n²·d)
 # is the exponent for n much larger than d).
@@ -54,8 +55,8 @@ PAPER = {
 
 def build_layer(layer, d, heads=1, device="cpu"):
     """A function x (1, n, d) -> output (1, n, d) running one layer of kind ``layer``."""
-    from .nn.attention import MultiheadAttention
-    from .nn.recurrent import LSTM, RNN
+    from ..nn.attention import MultiheadAttention
+    from ..nn.recurrent import LSTM, RNN
     if layer == "rnn":
         module = RNN(d, d, batch_first=True).to(device)
         return lambda x: module(x)[0]
@@ -171,27 +172,12 @@ def format_fits(fits, ns, d):
     return "\n".join(lines)
 
 
-def write_csv(rows, path, comment=""):
-    """The CSV columns of ``rows``, after '#' comment lines saying how they were made."""
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        for line in comment.splitlines():
-            f.write(f"# {line}\n")
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        for r in rows:
-            writer.writerow([r[c] for c in CSV_COLUMNS])
-    return path
-
-
 def plot(rows, path, d):
     """Three log-log panels (FLOPs, sequential ops, max path length) against n, with
-    the paper's slopes drawn as dashed guides. Returns False without matplotlib."""
+    the paper's slopes drawn as dashed guides. Returns the path, or None without matplotlib."""
     plt = analysis.pyplot()
     if plt is None:
-        return False
+        return None
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     titles = {"flops": "FLOPs per layer", "sequential_ops": "sequential ops (critical path)",
               "max_path_length": "max path length (token 0 -> token n-1)"}
@@ -208,10 +194,7 @@ def plot(rows, path, d):
         ax.set_xlabel("sequence length n")
         ax.legend(fontsize=7)
     fig.suptitle(f"Table 1 measured: one layer, d = {d}, forward pass")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return common.save_figure(fig, path)
 
 
 def _traced_forward(layer, n, d, seed=0):
@@ -245,6 +228,7 @@ def readme_snippet(n=3, d=8):
                                           f"self-attention (n = {n}, d = {d})":
                                               traces["attention"][0].nodes})
     lstm_steps = len(traces["lstm"][0].levels())
+    chain = ", ".join(_describe_chain_op(node) for node in _token_chain(traces["lstm"][0]))
     attention_steps = len(traces["attention"][0].levels())
     return f"""## A traced LSTM and attention layer side by side
 
@@ -278,10 +262,8 @@ How to read it:
 
 * **LSTM.** Step 2 is the input projection of *all* tokens in one matmul
   (`{n}x1x{4 * d}`: every token's four gates) -- the only part of a recurrent layer that does not
-  wait for the hidden state. Then each token costs the same chain of {per_token} ops: `matmul`
-  h W_hhᵀ, `add` the projected input, `lstmcellupdate` (the gates and the cell update, one
-  fused op: see `nn/recurrent.py`), `getitem` the new hidden state -- and the next token's
-  `matmul` reads that hidden state, so it must wait. {n} tokens: {lstm_steps} steps; every
+  wait for the hidden state. Then each token costs the same chain of {per_token} ops: {chain}
+  -- and the next token's `matmul` reads that hidden state, so it must wait. {n} tokens: {lstm_steps} steps; every
   extra token adds {per_token}.
 * **Self-attention.** One matmul projects queries, keys and values of every token at once;
   one matmul scores every query against every key (`1x1x{n}x{n}`); a softmax; one matmul
@@ -300,6 +282,30 @@ unchanged, while attention's parallelism grows. `python -m minitransformer table
 this for n = 8 ... 512 and fits the exponents (Table 1 of the paper, measured); this section
 is generated by `python -m minitransformer table1 --readme-snippet FILE`.
 """
+
+
+# What each op on one token's stretch of the LSTM's critical path does.
+_CHAIN_OPS = {
+    "matmul": "h W_hhᵀ",
+    "add": "the projected input added",
+    "lstmcellupdate": "(the projected input added, the gates and the cell update: one "
+                      "fused op, yet {steps} parallel steps, those of its equations; see "
+                      "`nn/recurrent.py`)",
+    "getitem": "the new hidden state",
+}
+
+
+def _token_chain(t):
+    """The ops one token adds to an LSTM's critical path: from one recurrent matmul on
+    the path to the op before the next."""
+    path = t.critical_path().nodes
+    matmuls = [i for i, node in enumerate(path) if node.is_matmul]
+    return path[matmuls[-2]:matmuls[-1]]
+
+
+def _describe_chain_op(node):
+    what = _CHAIN_OPS.get(node.name)
+    return f"`{node.name}` {what.format(steps=node.steps)}" if what else f"`{node.name}`"
 
 
 def trace_training_step(layer, n=64, d=64, heads=1, device="cpu", directory=None):
@@ -324,30 +330,18 @@ def trace_training_step(layer, n=64, d=64, heads=1, device="cpu", directory=None
     return t
 
 
-def describe(device, d, heads, ns):
-    versions = f"numpy {backend.numpy.__version__}, Python {platform.python_version()}"
-    machine = backend.device_name(device)
-    return (f"minitransformer table1: one layer, batch 1, forward pass, device {device} "
-            f"({machine}, {os.cpu_count()} cores; {versions})\n"
-            f"d = {d}, heads = {heads}, n = {', '.join(map(str, ns))}")
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m minitransformer table1",
-        description="Measure Table 1 of 'Attention Is All You Need' (FLOPs per layer, "
-                    "sequential operations, maximum path length) for an RNN, an LSTM and a "
-                    "self-attention layer, and fit the exponent of n.")
+    parser = common.parser(
+        "table1", "Measure Table 1 of 'Attention Is All You Need' (FLOPs per layer, "
+        "sequential operations, maximum path length) for an RNN, an LSTM and a "
+        "self-attention layer, and fit the exponent of n.",
+        quick_help=f"n = {' '.join(map(str, QUICK_NS))}", default_out=DEFAULT_OUT_DIR)
+    parser.prog = "python -m minitransformer table1"
     parser.add_argument("--d", type=int, default=64, help="model dimension d (default 64)")
     parser.add_argument("--heads", type=int, default=1, help="attention heads (default 1)")
     parser.add_argument("--ns", type=int, nargs="+", default=list(DEFAULT_NS),
                         help="sequence lengths (default 8 16 ... 512)")
     parser.add_argument("--layers", nargs="+", choices=LAYERS, default=list(LAYERS))
-    parser.add_argument("--device", choices=backend.DEVICES, default=None,
-                        help="cpu or gpu (default: MINITRANSFORMER_DEVICE, else cpu)")
-    parser.add_argument("--csv", default=DEFAULT_CSV,
-                        help=f"CSV to write (default {DEFAULT_CSV}); a PNG goes beside it "
-                             f"when matplotlib is installed; '' writes nothing")
     parser.add_argument("--readme-snippet", metavar="FILE", default=None,
                         help="write the README section 'A traced LSTM and attention layer "
                              "side by side' to FILE and stop")
@@ -355,7 +349,8 @@ def parse_args(argv=None):
                         help="instead: trace one training step of an LSTM and an attention "
                              "layer (n = the largest --ns, capped at 64) and write each op with "
                              "its synchronised time to DIR/trace_<layer>_<device>.csv/.json/.png")
-    return parser.parse_args(argv)
+    return common.parse(parser, argv, quick=dict(ns=list(QUICK_NS)),
+                        default_out_dir=DEFAULT_OUT_DIR)
 
 
 def main(argv=None):
@@ -367,7 +362,7 @@ def main(argv=None):
         print(f"wrote {args.readme_snippet}")
         return 0
     if args.trace_step:
-        device = backend.resolve_device(args.device)
+        device = args.device
         n = min(max(args.ns), 64)
         for layer in ("lstm", "attention"):
             t = trace_training_step(layer, n, args.d, args.heads, device, args.trace_step)
@@ -378,7 +373,7 @@ def main(argv=None):
         return 0
     if len(args.ns) < 2:
         raise SystemExit("table1: give at least two sequence lengths to fit an exponent")
-    device = backend.resolve_device(args.device)
+    device = args.device
     started = time.perf_counter()
     rows = run(args.ns, args.d, args.heads, args.layers, device)
     elapsed = time.perf_counter() - started
@@ -389,17 +384,11 @@ def main(argv=None):
     print(format_rows(rows))
     print()
     print(format_fits(fit(rows), args.ns, args.d))
-    if args.csv:
-        write_csv(rows, args.csv, describe(device, args.d, args.heads, args.ns))
-        print(f"\nwrote {args.csv}")
-        png = os.path.splitext(args.csv)[0] + ".png"
-        if plot(rows, png, args.d):
-            print(f"wrote {png}")
-        else:
-            print("(no plot: matplotlib is not installed; pip install matplotlib)")
+    print()
+    common.finish("table1", device, args.out_dir,
+                  {"table1": [{c: r[c] for c in CSV_COLUMNS} for r in rows]},
+                  ["one layer, batch 1, forward pass; traced op counts (the same on every device)",
+                   f"d = {args.d}, heads = {args.heads}, n = {', '.join(map(str, args.ns))}"],
+                  plot=lambda path: plot(rows, path, args.d))
     print(f"measured in {elapsed:.1f} s")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -251,7 +251,12 @@ class Communicator:
     def broadcast_parameters(self, parameters, root=0):
         """Overwrite every rank's parameters with rank ``root``'s (in place)."""
         for p in parameters:
-            self._run(p.data, "bcast", root)
+            if backend.array_module(p.data) is backend.numpy or self.gpu_transport == "mpi":
+                self._run(p.data, "bcast", root)
+            else:                         # once per training: through the host is fine
+                host = backend.to_numpy(p.data)
+                self._run(host, "bcast", root)
+                p.data[...] = backend.cupy.asarray(host)
 
     def shard_batch(self, batch):
         """This rank's rows of a global ``batch`` (see :func:`shard_batch`)."""

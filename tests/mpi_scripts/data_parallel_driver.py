@@ -15,6 +15,7 @@ the last rank misbehave at step ``--fail-step``: raise an exception, die at once
 import argparse
 import os
 import sys
+import time
 
 # Run from a checkout without installing: put the repository root on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -29,9 +30,10 @@ from minitransformer.translation.train import new_trainer  # noqa: E402
 
 
 def train_steps(comm, model="transformer", steps=3, global_batch=16, corpus_size=300,
-                fail=None, fail_step=1):
+                fail=None, fail_step=1, timeout=None):
     """``steps`` training steps on global batches of ``global_batch`` pairs (float64);
-    returns the trainer and the global losses, one per step."""
+    returns the trainer and the global losses, one per step. ``timeout``: the
+    communicator's timeout during the steps."""
     rank = comm.rank if comm else 0
     pairs = load_corpus(size=corpus_size, seed=0)["train"]
     trainer = new_trainer(model, pairs, seed=rank, batch_size=global_batch)
@@ -39,11 +41,17 @@ def train_steps(comm, model="transformer", steps=3, global_batch=16, corpus_size
     params = list(trainer.model.parameters())
     if comm is not None:
         comm.broadcast_parameters(params)
+        # Start-up (imports, building the model) can take one rank far longer than the
+        # short timeout of the failure tests on a busy machine: it applies from here on.
+        comm.barrier()
+        comm.timeout = timeout or comm.timeout
     examples = encode_pairs(pairs, trainer.src_vocab, trainer.tgt_vocab)
     batches = make_batches(examples, global_batch, shuffle=True, seed=0)[:steps]
     losses = []
     for step, batch in enumerate(batches):
         if comm is not None and fail and step == fail_step and comm.rank == comm.size - 1:
+            # The wall-clock moment of the failure, for the test to time the stop from.
+            print(f"failing at {time.time():.3f}", flush=True)
             if fail == "raise":
                 raise RuntimeError(f"injected failure on rank {comm.rank} at step {step}")
             if fail == "exit":
@@ -79,9 +87,9 @@ def main(argv=None):
     parser.add_argument("--fail-step", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
-    comm = distributed.init(distributed=True, timeout=args.timeout)
+    comm = distributed.init(distributed=True, timeout=300)
     trainer, losses = train_steps(comm, args.model, args.steps, args.global_batch,
-                                  fail=args.fail, fail_step=args.fail_step)
+                                  fail=args.fail, fail_step=args.fail_step, timeout=args.timeout)
     comm.check_identical(trainer.model.parameters())
     arrays = {name: backend.to_numpy(p.data) for name, p in trainer.model.named_parameters()}
     np.savez(os.path.join(args.out, f"rank{comm.rank}.npz"), losses=np.array(losses),

@@ -5,15 +5,21 @@ the one correctness test checks the hand-written reference that the overhead
 ratios are measured against: same outputs and gradients as the engine's layers.
 """
 import csv
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import minitransformer as mt
-from minitransformer import nn
+from minitransformer import analysis, nn
 from minitransformer.benchmarks import (
-    common, matmul_peak, memory, overhead, reference, seq_scaling, tracer_cost, vs_pytorch,
+    common, matmul_peak, memory, overhead, reference, runner, seq_scaling, table1, tracer_cost,
+    vs_pytorch,
 )
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = dict(batch=2, dim=8, heads=2)
 
@@ -49,11 +55,10 @@ def test_seq_scaling_skips_what_the_budget_cannot_hold():
 
 
 def test_overhead_runs(tmp_path):
-    path = str(tmp_path / "overhead.csv")
     rows = overhead.main(["--batch", "2", "--d", "8", "--heads", "2", "--lengths", "4", "8",
-                          "--repeats", "1", "--out", path])
+                          "--repeats", "1", "--out-dir", str(tmp_path)])
     assert {r["layer"] for r in rows} == {"attention", "lstm"} and all(r["ratio"] > 0 for r in rows)
-    assert len(read_rows(path)) == 4
+    assert len(read_rows(tmp_path / "overhead.csv")) == 4
 
 
 def test_memory_runs(tmp_path):
@@ -73,12 +78,56 @@ def test_tracer_cost_runs(tmp_path):
     assert (tmp_path / "tracer_cost.csv").exists()
 
 
+QUICK_COMPARISONS = ("translator", "attention", "encoder", "lstm")  # all but Multi30k's
+
+
 def test_vs_pytorch_skips_or_runs(tmp_path):
-    rows = vs_pytorch.run(lengths=[4], repeats=1, out_dir=str(tmp_path), **TINY)
+    rows = vs_pytorch.run(lengths=[4], repeats=1, out_dir=str(tmp_path),
+                          only=QUICK_COMPARISONS, **TINY)
     if vs_pytorch.import_torch() is None:
         assert rows is None and vs_pytorch.main(["--lengths", "4"]) is None
     else:  # same weights on both sides: the outputs agree
+        assert {r["layer"] for r in rows} == set(QUICK_COMPARISONS)
         assert all(r["max_output_difference"] < 1e-4 for r in rows)
+
+
+def test_vs_pytorch_multi30k_row_skips_without_data(tmp_path):
+    if vs_pytorch.import_torch() is None:
+        pytest.skip("PyTorch is not installed (vs_pytorch is optional)")
+    messages = []
+    rows = vs_pytorch.run(out_dir=str(tmp_path), only=["translator_base_multi30k"],
+                          data_dir=str(tmp_path / "absent"), log=messages.append)
+    assert rows == [] and not list(tmp_path.glob("*.csv"))
+    assert len(messages) == 1 and "translator_base_multi30k" in messages[0]
+    assert "train.tsv" in messages[0]
+
+
+def test_vs_pytorch_names_an_unknown_comparison():
+    with pytest.raises(ValueError, match="lsmt"):
+        vs_pytorch.run(only=["lsmt"])
+
+
+@pytest.mark.slow
+def test_vs_pytorch_translator_base_multi30k(tmp_path):
+    if vs_pytorch.import_torch() is None:
+        pytest.skip("PyTorch is not installed (vs_pytorch is optional)")
+    missing = vs_pytorch.multi30k_missing(vs_pytorch.MULTI30K_DIR)
+    if missing:
+        pytest.skip(missing)
+    # Two batches, one pass each; BPE learned from 500 pairs only (the full 29,000 take
+    # minutes): the row is the real base model on real batches, just fewer of them.
+    rows = vs_pytorch.run(out_dir=str(tmp_path), only=["translator_base_multi30k"],
+                          base_batches=2, base_repeats=1, base_vocab_pairs=500)
+    [row] = rows
+    assert row["layer"] == "translator_base_multi30k"
+    assert row["batches"] == 2 and row["batch"] == 128 and row["dropout"] == 0.0
+    assert row["engine_tokens_per_s"] > 0 and row["torch_tokens_per_s"] > 0
+    assert row["ratio"] == pytest.approx(row["torch_tokens_per_s"] / row["engine_tokens_per_s"])
+    # Same weights and batch on both sides: the logits agree to float32 rounding.
+    assert row["max_output_difference"] < 1e-4
+    [written] = read_rows(tmp_path / "vs_pytorch_multi30k.csv")
+    assert float(written["engine_tokens_per_s"]) == pytest.approx(row["engine_tokens_per_s"])
+    assert not (tmp_path / "vs_pytorch.csv").exists()
 
 
 # ---------------------------------------------------------------- the baseline is right
@@ -124,3 +173,89 @@ def test_make_layer_output_shape(kind):
     layer = seq_scaling.make_layer(kind, 8, 2, "cpu")
     out = seq_scaling.forward(kind, layer, mt.Tensor(mt.backend.random_normal((2, 3, 8), "float32")))
     assert out.shape == (2, 3, 8)
+
+
+# ---------------------------------------------------------------- Table 1 of the paper
+def _nn_layers_or_skip():
+    pytest.importorskip("minitransformer.nn.recurrent")
+    pytest.importorskip("minitransformer.nn.attention")
+
+
+@pytest.mark.parametrize("layer", ["rnn", "lstm", "attention"])
+def test_table1_measures_the_papers_shape(layer):
+    _nn_layers_or_skip()
+    rows = [table1.measure(layer, n, d=8) for n in (4, 8, 16, 32)]
+    ns = [r["n"] for r in rows]
+    sequential = analysis.fit_exponent(ns, [r["sequential_ops"] for r in rows])
+    path = analysis.fit_exponent(ns, [r["max_path_length"] for r in rows])
+    if layer == "attention":
+        assert sequential == pytest.approx(0) and path == pytest.approx(0)
+    else:
+        assert 0.85 < sequential <= 1.0 and 0.85 < path <= 1.0
+        # The same number of ops per extra token, at every n.
+        per_token = {(b["sequential_ops"] - a["sequential_ops"]) / (b["n"] - a["n"])
+                     for a, b in zip(rows, rows[1:])}
+        assert len(per_token) == 1
+
+
+def test_table1_main_writes_the_csv(tmp_path, capsys):
+    _nn_layers_or_skip()
+    assert table1.main(["--d", "8", "--ns", "4", "8", "--out-dir", str(tmp_path)]) == 0
+    lines = (tmp_path / "table1.csv").read_text().splitlines()
+    assert lines[0].startswith("# table1 on ")        # the machine that produced it
+    rows = [line for line in lines if not line.startswith("#")]
+    assert rows[0] == "layer,n,d,flops,sequential_ops,max_path_length"
+    assert len(rows) == 1 + 3 * 2
+    assert "paper" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- one command line
+@pytest.mark.parametrize("name", list(runner.BENCHMARKS))
+def test_every_benchmark_takes_the_shared_flags(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        runner.run(name, ["--help"])
+    assert exit_.value.code == 0
+    usage = capsys.readouterr().out
+    for flag in ("--device", "--out-dir", "--quick"):
+        assert flag in usage, f"{name} has no {flag}"
+
+
+def test_bench_folder_has_one_script_per_benchmark():
+    scripts = {f[:-3] for f in os.listdir(os.path.join(REPO, "bench")) if f.endswith(".py")}
+    assert scripts == set(runner.BENCHMARKS)
+    assert set(runner.SUITE) <= set(runner.BENCHMARKS)
+
+
+def test_unknown_benchmark_is_a_clear_error():
+    with pytest.raises(SystemExit, match="no benchmark 'seq_scalin'; choose from"):
+        runner.run("seq_scalin")
+
+
+def test_quick_defaults_yield_to_given_flags():
+    def parse(argv):
+        p = common.parser("x", "test")
+        p.add_argument("--repeats", type=int, default=7)
+        p.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64])
+        return common.parse(p, argv + ["--out-dir", "unused", "--device", "cpu"],
+                            quick=dict(repeats=2, lengths=[16]))
+    assert (parse([]).repeats, parse([]).lengths) == (7, [16, 32, 64])
+    assert (parse(["--quick"]).repeats, parse(["--quick"]).lengths) == (2, [16])
+    assert (parse(["--quick", "--repeats", "5"]).repeats, parse(["--quick"]).device) == (5, "cpu")
+
+
+@pytest.mark.slow
+def test_bench_script_and_cli_run_the_same_benchmark(tmp_path):
+    """``python bench/NAME.py`` and ``python -m minitransformer bench NAME`` take the
+    same flags and run the same thing."""
+    env = dict(os.environ, PYTHONPATH=REPO)
+    outputs = []
+    for command, out in (([sys.executable, "bench/tracer_cost.py"], "a"),
+                         ([sys.executable, "-m", "minitransformer", "bench", "tracer_cost"], "b")):
+        result = subprocess.run(command + ["--device", "cpu", "--out-dir", str(tmp_path / out),
+                                           "--batch", "1", "--n", "2", "--d", "4",
+                                           "--repeats", "1"],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        outputs.append(read_rows(tmp_path / out / "tracer_cost.csv"))
+    assert [set(rows[0]) for rows in outputs] == [set(outputs[0][0])] * 2
+    assert outputs[0][0]["workload"] == outputs[1][0]["workload"] == "lstm fwd+bwd B=1 n=2 d=4"

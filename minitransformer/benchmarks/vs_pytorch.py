@@ -12,7 +12,19 @@ skips and returns. Forward + backward, batch 32, d = 256, n = 16..256, of
 * ``translator``: one full training step (forward, label-smoothed loss, backward,
   clipping, Adam) of the tiny ``TransformerTranslator`` against the same model built
   from PyTorch's modules, on one batch of the built-in corpus (batch 64; ``n`` is the
-  batch's target length).
+  batch's target length);
+* ``translator_base_multi30k``: the ``base`` Transformer translator (d_model 256, 3+3
+  layers, 8 heads, feed-forward 512, BPE vocabularies of 8,000 learned from Multi30k's
+  training set) trained on real German -> English batches: several different batches
+  of 128 sentence pairs cut by the project's own batching, the same batches fed to
+  both sides, one training step each. It reports training throughput, target tokens
+  per second (``Batch.n_tokens``), of each side; the issue's target is the engine at
+  least as fast as PyTorch (ratio <= 1). Dropout is OFF on both sides by default
+  (``--base-dropout 0.1`` turns it on on both: the two libraries drop at the same
+  places, embeddings + positions, attention weights, each sublayer's output and the
+  feed-forward's hidden layer, so the work is the same; the random masks differ).
+  Multi30k is read from ``--data-dir`` (default ``../shared/data/multi30k`` beside
+  the repository); where it is absent this row is skipped with a message.
 
 Both sides get the same weights (our layers use PyTorch's names and layouts, so
 a state dict copies across) and the same input; runs alternate (see
@@ -28,13 +40,17 @@ imported), and each side runs once untimed after the other, before its timed run
 """
 import argparse
 import os
+import random
 import statistics
 
 from .. import backend
 from ..tensor import Tensor
 from . import common, seq_scaling
 
-TARGETS = {"attention": 1.5, "encoder": 1.5, "lstm": 1.2, "translator": 2.0}
+# Largest acceptable ratio engine time / PyTorch time, per comparison.
+TARGETS = {"attention": 1.5, "encoder": 1.5, "lstm": 1.2, "translator": 2.0,
+           "translator_base_multi30k": 1.0}
+COMPARISONS = ("translator", "attention", "encoder", "lstm", "translator_base_multi30k")
 TORCH_THREADS = 2
 
 
@@ -102,9 +118,10 @@ def make_pair(torch, kind, batch, seq, dim, heads):
     return engine, pytorch, float(abs(ours - theirs).max())
 
 
-def _torch_translator(torch, model):
-    """PyTorch's version of our tiny TransformerTranslator (tied output projection),
-    with a copy of its weights: the module names match one to one."""
+def _torch_translator(torch, model, dropout=0.0):
+    """PyTorch's version of our TransformerTranslator (tied output projection), with a
+    copy of its weights: the module names match one to one. ``dropout`` > 0 drops
+    where ours does: after embeddings + positions, and inside every layer."""
     config = model.config
     d, pad = config["d_model"], config["pad_id"]
 
@@ -113,7 +130,7 @@ def _torch_translator(torch, model):
             super().__init__()
             self.src_embed = torch.nn.Embedding(config["src_vocab_size"], d, padding_idx=pad)
             self.tgt_embed = torch.nn.Embedding(config["tgt_vocab_size"], d, padding_idx=pad)
-            layer_args = dict(d_model=d, nhead=config["nhead"], dropout=0.0, batch_first=True,
+            layer_args = dict(d_model=d, nhead=config["nhead"], dropout=dropout, batch_first=True,
                               dim_feedforward=config["dim_feedforward"])
             self.encoder = torch.nn.TransformerEncoder(
                 torch.nn.TransformerEncoderLayer(**layer_args), config["num_encoder_layers"],
@@ -121,15 +138,19 @@ def _torch_translator(torch, model):
             self.decoder = torch.nn.TransformerDecoder(
                 torch.nn.TransformerDecoderLayer(**layer_args), config["num_decoder_layers"])
             self.register_buffer("pe", torch.from_numpy(backend.to_numpy(model.positions.pe.data)))
+            # Without dropout no module at all, so the tiny row times what it always did.
+            self.embed_dropout = torch.nn.Dropout(dropout) if dropout > 0 else None
+
+        def embed(self, table, ids):
+            """(batch, n) ids -> (batch, n, d): scaled embeddings + positions (+ dropout)."""
+            x = table(ids) * d ** 0.5 + self.pe[:ids.shape[1]]
+            return x if self.embed_dropout is None else self.embed_dropout(x)
 
         def forward(self, src, tgt_in, src_mask, tgt_mask):
-            scale = d ** 0.5
-            memory = self.encoder(self.src_embed(src) * scale + self.pe[:src.shape[1]],
-                                  src_key_padding_mask=src_mask)
+            memory = self.encoder(self.embed(self.src_embed, src), src_key_padding_mask=src_mask)
             future = torch.triu(torch.ones(tgt_in.shape[1], tgt_in.shape[1], dtype=torch.bool), 1)
-            hidden = self.decoder(self.tgt_embed(tgt_in) * scale + self.pe[:tgt_in.shape[1]],
-                                  memory, tgt_mask=future, tgt_key_padding_mask=tgt_mask,
-                                  memory_key_padding_mask=src_mask)
+            hidden = self.decoder(self.embed(self.tgt_embed, tgt_in), memory, tgt_mask=future,
+                                  tgt_key_padding_mask=tgt_mask, memory_key_padding_mask=src_mask)
             return hidden @ self.tgt_embed.weight.T
 
     translator = Translator()
@@ -174,6 +195,121 @@ def make_translator_pair(torch, batch_size=64):
     return (lambda: trainer.train_step(batch)), pytorch, difference, tgt_in.shape[1]
 
 
+# ---------------------------------------------------------------- real batches (Multi30k)
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MULTI30K_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "multi30k")
+MULTI30K_FILES = {"tsv": "train.tsv", "valid": "val.tsv", "test": "test2016.tsv"}
+
+
+def multi30k_missing(data_dir):
+    """Why Multi30k cannot be read from ``data_dir`` (a message), or None when it can."""
+    missing = [name for name in MULTI30K_FILES.values()
+               if not os.path.exists(os.path.join(data_dir, name))]
+    if missing:
+        return (f"Multi30k not found in {os.path.abspath(data_dir)} (missing "
+                f"{', '.join(missing)}); give --data-dir")
+    return None
+
+
+POOL_BATCHES = 50   # make_batches' default: batches per length-sorted pool
+
+
+def make_translator_base_pair(torch, data_dir, n_batches=8, batch_size=128, dropout=0.0,
+                              vocab_size=8000, vocab_pairs=None):
+    """The base Transformer translator of Multi30k German -> English in each library.
+
+    Returns (engine_step(i), pytorch_step(i), batches, max |difference| of the logits):
+    ``step(i)`` is one full training step (forward, label-smoothed loss, backward,
+    clipping, Adam) on ``batches[i]``, the i-th of ``n_batches`` batches of at most
+    ``batch_size`` pairs cut from the training set by :func:`make_batches` as training
+    cuts them (a length-sorted pool, shuffled order, seed 0): the same batches for both
+    sides. The vocabularies are BPE, ``vocab_size`` each, learned from the whole
+    training set as a real run learns them (``vocab_pairs``: from its first that many
+    pairs only, for a quick test: learning from all 29,000 takes minutes). The logits
+    are compared before any step, in eval mode (no dropout), on the first batch.
+    """
+    from ..tensor import no_grad
+    from ..translation.batching import encode_pairs, make_batches
+    from ..translation.data import load_data
+    from ..translation.train import new_trainer
+    files = {key: os.path.join(data_dir, name) for key, name in MULTI30K_FILES.items()}
+    pairs = load_data(**files, reverse=True)["train"]            # German -> English
+    trainer = new_trainer("transformer", pairs[:vocab_pairs], size="base", vocab="bpe",
+                          vocab_size=vocab_size, batch_size=batch_size, dropout=dropout)
+    # Training cuts pools of pool_batches x batch_size pairs drawn at random, sorts each
+    # by length, cuts it into batches and shuffles them: one such pool is cut here, and
+    # its first n_batches are the sample (encoding all 29,000 pairs would only cost time).
+    pool = random.Random(0).sample(pairs, min(len(pairs), POOL_BATCHES * batch_size))
+    batches = make_batches(encode_pairs(pool, trainer.src_vocab, trainer.tgt_vocab), batch_size,
+                           seed=0, pool_batches=POOL_BATCHES)[:n_batches]
+    model = _torch_translator(torch, trainer.model, dropout=dropout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=trainer.optimizer.param_groups[0]["lr"],
+                                 betas=(0.9, 0.98), eps=1e-9)
+    torch_batches = [tuple(torch.from_numpy(t.numpy()) for t in (
+        b.src, b.tgt_in, b.tgt_out, b.src_padding_mask, b.tgt_padding_mask)) for b in batches]
+    pad = trainer.tgt_vocab.pad_id
+    smoothing, clip = trainer.settings.label_smoothing, trainer.settings.clip
+
+    def pytorch(i):
+        src, tgt_in, tgt_out, src_mask, tgt_mask = torch_batches[i]
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(src, tgt_in, src_mask, tgt_mask)                # (batch, T, vocab)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 tgt_out.reshape(-1), ignore_index=pad,
+                                                 label_smoothing=smoothing)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        return loss.item()          # as the engine's train_step reads its loss
+
+    # Logits of the first batch with the copied weights, before any step.
+    src, tgt_in, _, src_mask, tgt_mask = torch_batches[0]
+    model.eval()
+    trainer.model.eval()
+    with torch.no_grad():
+        theirs = model(src, tgt_in, src_mask, tgt_mask).numpy()
+    with no_grad():
+        b = batches[0]
+        ours = trainer.model(b.src, b.tgt_in, b.src_padding_mask, b.tgt_padding_mask).numpy()
+    model.train()                    # the engine's train_step sets train() itself
+    difference = float(abs(ours - theirs).max())
+    return (lambda i: trainer.train_step(batches[i])), pytorch, batches, difference
+
+
+def compare_passes(engine_step, pytorch_step, n_batches, repeats):
+    """Seconds of one pass over all batches (one step each), medians over ``repeats``
+    passes per side, the sides alternating. Each timed pass follows one untimed step
+    of the same side, so the other library's idle threads have gone to sleep (see the
+    module's docstring)."""
+    times = {"engine": [], "torch": []}
+    for _ in range(repeats):
+        for side, step in (("engine", engine_step), ("torch", pytorch_step)):
+            step(0)                                                   # untimed
+            start = backend.timer("cpu")
+            for i in range(n_batches):
+                step(i)
+            times[side].append(backend.timer("cpu") - start)
+    return statistics.median(times["engine"]), statistics.median(times["torch"])
+
+
+def translator_base_row(torch, data_dir, n_batches=8, repeats=5, dropout=0.0, vocab_pairs=None):
+    """The ``translator_base_multi30k`` row: training tokens/s of each side and ratio =
+    engine time / PyTorch time (<= 1: the engine's tokens/s at least PyTorch's)."""
+    engine, pytorch, batches, difference = make_translator_base_pair(
+        torch, data_dir, n_batches, dropout=dropout, vocab_pairs=vocab_pairs)
+    tokens = sum(b.n_tokens for b in batches)                        # target tokens per pass
+    engine_s, torch_s = compare_passes(engine, pytorch, len(batches), repeats)
+    return {"layer": "translator_base_multi30k", "batches": len(batches),
+            "batch": max(len(b) for b in batches),
+            "tgt_len_median": statistics.median(b.tgt_in.shape[1] for b in batches),
+            "tokens_per_pass": tokens, "dropout": dropout,
+            "engine_ms_per_step": engine_s / len(batches) * 1e3,
+            "torch_ms_per_step": torch_s / len(batches) * 1e3,
+            "engine_tokens_per_s": tokens / engine_s, "torch_tokens_per_s": tokens / torch_s,
+            "ratio": engine_s / torch_s, "target": TARGETS["translator_base_multi30k"],
+            "max_output_difference": difference}
+
+
 def compare(engine, pytorch, repeats):
     """Alternate the two sides ``repeats`` times; each side's timed run follows an
     untimed one, so the other library's idle threads have gone to sleep."""
@@ -186,31 +322,63 @@ def compare(engine, pytorch, repeats):
 
 
 def run(batch=32, dim=256, heads=8, lengths=(16, 32, 64, 128, 256), repeats=7,
-        layers=("attention", "encoder", "lstm"), out_dir=None):
-    """Rows of medians and ratios; None when PyTorch is not installed."""
+        layers=("attention", "encoder", "lstm"), out_dir=None, only=None, data_dir=None,
+        base_batches=8, base_repeats=5, base_dropout=0.0, base_vocab_pairs=None, log=print):
+    """Rows of medians and ratios; None when PyTorch is not installed.
+
+    ``only``: the names of the comparisons to run (see COMPARISONS; None: all).
+    ``data_dir``: Multi30k's folder for ``translator_base_multi30k`` (default
+    MULTI30K_DIR); where it is absent that row is skipped with a message to ``log``.
+    Its rows go to ``vs_pytorch_multi30k.csv`` (other columns), the rest to
+    ``vs_pytorch.csv``; a file is written only when it has rows.
+    """
+    unknown = sorted(set(only or ()) - set(COMPARISONS))
+    if unknown:
+        raise ValueError(f"only: unknown comparison(s) {unknown}; known: {list(COMPARISONS)}")
     torch = import_torch()
     if torch is None:
         return None
+    chosen = set(only or COMPARISONS)
     torch.set_num_threads(TORCH_THREADS)
     rows = []
-    engine, pytorch, difference, seq = make_translator_pair(torch)
-    rows.append({"layer": "translator", "n": seq, "batch": 64, "d": 64, "heads": 4,
-                 **compare(engine, pytorch, repeats), "target": TARGETS["translator"],
-                 "max_output_difference": difference})
+    if "translator" in chosen:
+        engine, pytorch, difference, seq = make_translator_pair(torch)
+        rows.append({"layer": "translator", "n": seq, "batch": 64, "d": 64, "heads": 4,
+                     **compare(engine, pytorch, repeats), "target": TARGETS["translator"],
+                     "max_output_difference": difference})
     for seq in lengths:
         for kind in layers:
+            if kind not in chosen:
+                continue
             engine, pytorch, difference = make_pair(torch, kind, batch, seq, dim, heads)
             rows.append({"layer": kind, "n": seq, "batch": batch, "d": dim, "heads": heads,
                          **compare(engine, pytorch, repeats), "target": TARGETS[kind],
                          "max_output_difference": difference})
+    base_rows = []
+    if "translator_base_multi30k" in chosen:
+        data_dir = data_dir or MULTI30K_DIR
+        missing = multi30k_missing(data_dir)
+        if missing:
+            log(f"vs_pytorch: skipping translator_base_multi30k: {missing}")
+        else:
+            base_rows.append(translator_base_row(torch, data_dir, base_batches, base_repeats,
+                                                 base_dropout, base_vocab_pairs))
     if out_dir is not None:
-        common.write_csv(f"{out_dir}/vs_pytorch.csv", rows,
-                         f"vs_pytorch on {common.device_description('cpu')}, torch "
-                         f"{torch.__version__} ({TORCH_THREADS} threads, OMP_WAIT_POLICY="
-                         f"{os.environ.get('OMP_WAIT_POLICY')})\n"
-                         f"batch={batch} d={dim} heads={heads} repeats={repeats} "
-                         f"(alternating runs, medians); ratio = engine / torch")
-    return rows
+        header = (f"vs_pytorch on {common.device_description('cpu')}, torch "
+                  f"{torch.__version__} ({TORCH_THREADS} threads, OMP_WAIT_POLICY="
+                  f"{os.environ.get('OMP_WAIT_POLICY')})\n")
+        if rows:
+            common.write_csv(f"{out_dir}/vs_pytorch.csv", rows, header +
+                             f"batch={batch} d={dim} heads={heads} repeats={repeats} "
+                             f"(alternating runs, medians); ratio = engine / torch")
+        if base_rows:
+            common.write_csv(f"{out_dir}/vs_pytorch_multi30k.csv", base_rows, header +
+                             f"base Transformer translator (d 256, 3+3 layers, 8 heads, ff 512, "
+                             f"BPE 8000), Multi30k de->en training batches of 128 pairs, "
+                             f"dropout {base_dropout} on both sides; {base_repeats} alternating "
+                             f"passes over the batches, medians; tokens = target tokens; "
+                             f"ratio = engine time / torch time")
+    return rows + base_rows
 
 
 def main(argv=None):
@@ -220,21 +388,47 @@ def main(argv=None):
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 256])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--only", nargs="+", choices=COMPARISONS, default=None,
+                        help="run only these comparisons (default: all)")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"Multi30k's folder (default {os.path.relpath(MULTI30K_DIR)})")
+    parser.add_argument("--base-batches", type=int, default=8,
+                        help="translator_base_multi30k: how many different batches a pass takes")
+    parser.add_argument("--base-repeats", type=int, default=5,
+                        help="translator_base_multi30k: timed passes per side (median)")
+    parser.add_argument("--base-dropout", type=float, default=0.0,
+                        help="translator_base_multi30k: dropout on both sides (default off)")
     parser.add_argument("--out-dir", default=None, help="default bench/results/cpu/")
     args = parser.parse_args(argv)
     if import_torch() is None:
         print("vs_pytorch: PyTorch is not installed; skipping (it is an optional comparison)")
         return None
     out_dir = args.out_dir or common.results_dir("cpu")
-    rows = run(args.batch, args.d, args.heads, args.lengths, args.repeats, out_dir=out_dir)
-    print(f"engine vs PyTorch eager CPU ({TORCH_THREADS} threads), forward+backward, "
-          f"batch {args.batch}, d {args.d}, on {common.device_description('cpu')}")
-    print(f"  {'layer':<10}{'n':>5}{'engine ms':>12}{'torch ms':>12}{'ratio':>8}{'target':>9}")
-    for r in rows:
+    rows = run(args.batch, args.d, args.heads, args.lengths, args.repeats, out_dir=out_dir,
+               only=args.only, data_dir=args.data_dir, base_batches=args.base_batches,
+               base_repeats=args.base_repeats, base_dropout=args.base_dropout)
+    layer_rows = [r for r in rows if r["layer"] != "translator_base_multi30k"]
+    base_rows = [r for r in rows if r["layer"] == "translator_base_multi30k"]
+    if layer_rows:
+        print(f"engine vs PyTorch eager CPU ({TORCH_THREADS} threads), forward+backward, "
+              f"batch {args.batch}, d {args.d}, on {common.device_description('cpu')}")
+        print(f"  {'layer':<10}{'n':>5}{'engine ms':>12}{'torch ms':>12}{'ratio':>8}{'target':>9}")
+        for r in layer_rows:
+            flag = "" if r["ratio"] <= r["target"] else "  (missed)"
+            print(f"  {r['layer']:<10}{r['n']:>5}{r['engine_ms']:>12.2f}{r['torch_ms']:>12.2f}"
+                  f"{r['ratio']:>8.2f}{'<= ' + str(r['target']):>9}{flag}")
+        print(f"wrote {out_dir}/vs_pytorch.csv")
+    for r in base_rows:
         flag = "" if r["ratio"] <= r["target"] else "  (missed)"
-        print(f"  {r['layer']:<10}{r['n']:>5}{r['engine_ms']:>12.2f}{r['torch_ms']:>12.2f}"
-              f"{r['ratio']:>8.2f}{'<= ' + str(r['target']):>9}{flag}")
-    print(f"wrote {out_dir}/vs_pytorch.csv")
+        print(f"base Transformer translator, Multi30k de->en training steps, {r['batches']} "
+              f"batches of {r['batch']} pairs ({r['tokens_per_pass']} target tokens), dropout "
+              f"{'off' if r['dropout'] == 0 else r['dropout']} on both sides, on "
+              f"{common.device_description('cpu')}")
+        print(f"  engine {r['engine_tokens_per_s']:8.0f} tok/s ({r['engine_ms_per_step']:.0f} ms/step)"
+              f"   torch {r['torch_tokens_per_s']:8.0f} tok/s ({r['torch_ms_per_step']:.0f} ms/step)"
+              f"   ratio (engine time / torch time) {r['ratio']:.2f} <= {r['target']}{flag}"
+              f"   max |logits difference| {r['max_output_difference']:.2e}")
+        print(f"wrote {out_dir}/vs_pytorch_multi30k.csv")
     return rows
 
 

@@ -191,7 +191,9 @@ def worker(args):
     """Everything one job of P ranks measures; rank 0 writes it as JSON to ``args.worker``."""
     backend.set_default_device(args.device)
     if args.device == "gpu":
-        backend.cupy.cuda.Device(int(os.environ.get("MPI_LOCALRANKID", 0))).use()
+        # One GPU per rank: the launcher says which rank this is on its node.
+        local = os.environ.get("MPI_LOCALRANKID") or os.environ.get("OMPI_COMM_WORLD_LOCAL_RANK", "0")
+        backend.cupy.cuda.Device(int(local) % backend.cupy.cuda.runtime.getDeviceCount()).use()
     comm = distributed.init(True, timeout=300)
     src, tgt, examples = corpus(args.device)
     result = {"ranks": comm.size, "steps": [], "buffers": buffer_sweep(comm, args.device,
@@ -313,7 +315,8 @@ def launch(ranks, args, path):
     """Run :func:`worker` under ``mpiexec -n ranks``, one BLAS thread per rank."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [_repo_root(), os.environ.get("PYTHONPATH")])))
-    command = ["mpiexec", "-n", str(ranks), sys.executable, "-m", __name__, "--worker", path,
+    command = ["mpiexec", "-n", str(ranks), sys.executable, "-m", "minitransformer", "bench",
+               "data_parallel", "--worker", path,
                "--device", args.device, "--repeats", str(args.repeats),
                "--models", *args.models, "--batches", *map(str, args.batches),
                "--parallel-batches", *map(str, args.parallel_batches)]
@@ -401,18 +404,11 @@ def plot(measured, predicted, fits, link, path):
         right.axhline(allreduce(64) * 1e3, color=colors[kind], linewidth=0.8,
                       linestyle=":" if platform == "cpu" else "-.",
                       label=f"{kind} allreduce P=64, {platform}")
-    right.set_xscale("log", base=2)
-    right.set_yscale("log")
-    right.set_xlabel("per-rank batch b (pairs)")
-    right.set_ylabel("ms per step")
-    right.set_title("compute vs allreduce at P = 64 (communication dominates where\n"
-                    "the horizontal line is above its model's compute line)", fontsize=9)
-    right.legend(fontsize=6)
-    right.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    common.scaling_axes(right, "per-rank batch b (pairs)", "ms per step",
+                        "compute vs allreduce at P = 64 (communication dominates where\n"
+                        "the horizontal line is above its model's compute line)",
+                        title_size=9, legend_size=6)
+    return common.save_figure(fig, path)
 
 
 def strong_speedups(measured, kind):
@@ -438,8 +434,8 @@ def weak_speedups(measured, kind):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=backend.DEVICES)
+    parser = common.parser("data_parallel", __doc__.splitlines()[0],
+                           quick_help="G = 8, 32; 2 repeats")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--batches", type=int, nargs="+", default=None,
                         help=f"global batches timed with 1 rank (default {BATCHES})")
@@ -450,11 +446,9 @@ def main(argv=None):
     parser.add_argument("--global-batch", type=float, default=64,
                         help="global batch of the predicted strong scaling (training's default)")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="G = 8, 32; 2 repeats")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mpiexec job")
-    parser.add_argument("--out-dir", default=None, help="default bench/results/<device>/")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = common.parse(parser, argv)
     args.batches = args.batches or (QUICK_BATCHES if args.quick else BATCHES)
     args.parallel_batches = args.parallel_batches or (QUICK_PARALLEL if args.quick else PARALLEL_BATCHES)
     if args.quick:
@@ -465,7 +459,7 @@ def main(argv=None):
         distributed.mpi()
     except distributed.DistributedError as error:
         raise SystemExit(f"data_parallel: {error}")
-    out_dir = args.out_dir or common.results_dir(args.device)
+    out_dir = args.out_dir
     where = common.device_description(args.device)
     print(f"data parallelism on {where}: P = 1, 2 ranks (mpiexec), one BLAS thread per rank")
     start = time.perf_counter()
@@ -512,6 +506,3 @@ def report(measured, predicted, fits, link):
             print(f"  predicted {r['scaling']:<6} {r['platform']:<11} {r['model']:<11} P={r['ranks']:<3} speedup "
                   f"{r['speedup']:6.1f}  communication dominates below b = {r['crossover_batch']:.0f}")
 
-
-if __name__ == "__main__":
-    main()

@@ -38,7 +38,6 @@ interleaved with PyTorch's). So OpenMP is told to sleep when idle
 (``OMP_WAIT_POLICY=PASSIVE``, unless set already; it must be set before torch is
 imported), and each side runs once untimed after the other, before its timed run.
 """
-import argparse
 import os
 import random
 import statistics
@@ -364,30 +363,27 @@ def run(batch=32, dim=256, heads=8, lengths=(16, 32, 64, 128, 256), repeats=7,
             base_rows.append(translator_base_row(torch, data_dir, base_batches, base_repeats,
                                                  base_dropout, base_vocab_pairs))
     if out_dir is not None:
-        header = (f"vs_pytorch on {common.device_description('cpu')}, torch "
-                  f"{torch.__version__} ({TORCH_THREADS} threads, OMP_WAIT_POLICY="
-                  f"{os.environ.get('OMP_WAIT_POLICY')})\n")
+        header = (f"torch {torch.__version__} ({TORCH_THREADS} threads, OMP_WAIT_POLICY="
+                  f"{os.environ.get('OMP_WAIT_POLICY')})")
         if rows:
-            common.write_csv(f"{out_dir}/vs_pytorch.csv", rows, header +
-                             f"batch={batch} d={dim} heads={heads} repeats={repeats} "
-                             f"(alternating runs, medians); ratio = engine / torch")
+            common.finish("vs_pytorch", "cpu", out_dir, {"vs_pytorch": rows}, [
+                header, f"batch={batch} d={dim} heads={heads} repeats={repeats} "
+                        f"(alternating runs, medians); ratio = engine / torch"])
         if base_rows:
-            common.write_csv(f"{out_dir}/vs_pytorch_multi30k.csv", base_rows, header +
-                             f"base Transformer translator (d 256, 3+3 layers, 8 heads, ff 512, "
+            common.finish("vs_pytorch", "cpu", out_dir, {"vs_pytorch_multi30k": base_rows}, [
+                header, f"base Transformer translator (d 256, 3+3 layers, 8 heads, ff 512, "
                              f"BPE 8000), Multi30k de->en training batches of 128 pairs, "
                              f"dropout {base_dropout} on both sides; {base_repeats} alternating "
-                             f"passes over the batches, medians; tokens = target tokens; "
-                             f"ratio = engine time / torch time")
+                        f"passes over the batches, medians; tokens = target tokens; "
+                        f"ratio = engine time / torch time"])
     return rows + base_rows
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--d", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=8)
+    parser = common.parser("vs_pytorch", __doc__.splitlines()[0],
+                           quick_help="n = 64; 3 repeats", default_out="bench/results/cpu/")
+    common.add_size_flags(parser, batch=32, d=256, heads=8, repeats=7)
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 256])
-    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--only", nargs="+", choices=COMPARISONS, default=None,
                         help="run only these comparisons (default: all)")
     parser.add_argument("--data-dir", default=None,
@@ -398,12 +394,14 @@ def main(argv=None):
                         help="translator_base_multi30k: timed passes per side (median)")
     parser.add_argument("--base-dropout", type=float, default=0.0,
                         help="translator_base_multi30k: dropout on both sides (default off)")
-    parser.add_argument("--out-dir", default=None, help="default bench/results/cpu/")
-    args = parser.parse_args(argv)
+    args = common.parse(parser, argv, quick=dict(lengths=[64], repeats=3),
+                        default_out_dir=common.results_dir("cpu"))
+    if args.device != "cpu":   # PyTorch's eager CPU kernels are the reference
+        print(f"vs_pytorch: compares CPU kernels; runs on the cpu, not the {args.device}")
     if import_torch() is None:
         print("vs_pytorch: PyTorch is not installed; skipping (it is an optional comparison)")
         return None
-    out_dir = args.out_dir or common.results_dir("cpu")
+    out_dir = args.out_dir
     rows = run(args.batch, args.d, args.heads, args.lengths, args.repeats, out_dir=out_dir,
                only=args.only, data_dir=args.data_dir, base_batches=args.base_batches,
                base_repeats=args.base_repeats, base_dropout=args.base_dropout)
@@ -412,12 +410,7 @@ def main(argv=None):
     if layer_rows:
         print(f"engine vs PyTorch eager CPU ({TORCH_THREADS} threads), forward+backward, "
               f"batch {args.batch}, d {args.d}, on {common.device_description('cpu')}")
-        print(f"  {'layer':<10}{'n':>5}{'engine ms':>12}{'torch ms':>12}{'ratio':>8}{'target':>9}")
-        for r in layer_rows:
-            flag = "" if r["ratio"] <= r["target"] else "  (missed)"
-            print(f"  {r['layer']:<10}{r['n']:>5}{r['engine_ms']:>12.2f}{r['torch_ms']:>12.2f}"
-                  f"{r['ratio']:>8.2f}{'<= ' + str(r['target']):>9}{flag}")
-        print(f"wrote {out_dir}/vs_pytorch.csv")
+        common.print_ratios(layer_rows, "torch_ms", "torch")
     for r in base_rows:
         flag = "" if r["ratio"] <= r["target"] else "  (missed)"
         print(f"base Transformer translator, Multi30k de->en training steps, {r['batches']} "
@@ -428,9 +421,4 @@ def main(argv=None):
               f"   torch {r['torch_tokens_per_s']:8.0f} tok/s ({r['torch_ms_per_step']:.0f} ms/step)"
               f"   ratio (engine time / torch time) {r['ratio']:.2f} <= {r['target']}{flag}"
               f"   max |logits difference| {r['max_output_difference']:.2e}")
-        print(f"wrote {out_dir}/vs_pytorch_multi30k.csv")
     return rows
-
-
-if __name__ == "__main__":
-    main()

@@ -6,9 +6,10 @@ checkpoint) is reported on one line, ``minitransformer <command>: error: ...``, 
 status 2; ``--debug`` shows the Python traceback instead.
 """
 import argparse
+import os
 import sys
 
-from . import backend
+from . import backend, distributed
 
 # Options that decide the model, its vocabulary, its data or its training: a resumed run
 # takes all of them from its checkpoint, so giving one with --resume is an error.
@@ -75,6 +76,12 @@ def cmd_train(args):
     from .translation.data import load_data
     from .translation.train import Trainer, data_paths, new_trainer
     device = _device(args)
+    try:
+        comm = distributed.init(True if args.distributed else None)   # None: one process
+    except distributed.DistributedError as error:
+        raise CommandError(str(error)) from None
+    if comm is not None and not comm.is_root:
+        sys.stdout = open(os.devnull, "w")   # rank 0 speaks for all ranks
     if args.resume:
         given = [f"--{name.replace('_', '-')}" for name in _FIXED_BY_CHECKPOINT
                  if getattr(args, name) is not None]
@@ -82,7 +89,7 @@ def cmd_train(args):
             raise CommandError(f"--resume continues the run in {args.checkpoint} with its own "
                                f"model, data and settings; these options cannot change them: "
                                f"{', '.join(given)}")
-        trainer = Trainer.load(args.checkpoint, device=device)
+        trainer = Trainer.load(args.checkpoint, device=device, comm=comm)
         data_args = trainer.settings.data
         print(f"resuming {trainer.model.config['kind']} from {args.checkpoint} at epoch "
               f"{trainer.epoch}, step {trainer.step}")
@@ -95,17 +102,22 @@ def cmd_train(args):
         vocab = args.vocab or ("bpe" if args.data else "word")
         trainer = new_trainer(args.model or "transformer", data["train"], size=args.size or "tiny",
                               device=device, vocab=vocab, vocab_size=args.vocab_size or 8000,
-                              min_freq=args.min_freq or 1, data=data_args,
+                              min_freq=args.min_freq or 1, data=data_args, comm=comm,
                               batch_size=args.batch_size, batch_tokens=args.batch_tokens,
                               lr=args.lr, warmup=args.warmup, seed=args.seed,
                               average_last=args.average_last, average_every=args.average_every)
     print(f"{trainer.model.config['kind']}: {trainer.model.num_parameters():,} parameters, "
           f"{len(data['train'])} training pairs, vocabularies {len(trainer.src_vocab)} / "
           f"{len(trainer.tgt_vocab)} ({type(trainer.src_vocab).__name__}), device {device}")
+    if comm is not None:
+        print(f"data parallel over {comm.size} ranks: each takes 1/{comm.size} of every batch "
+              f"of {trainer.settings.batch_size} pairs")
     trainer.fit(data["train"], data["valid"], epochs=args.epochs,
                 time_budget=args.minutes * 60 if args.minutes else None,
                 checkpoint_dir=args.checkpoint, log_every=args.log_every,
                 trace_every=args.trace_every)
+    if comm is not None and not comm.is_root:
+        return   # rank 0 tests and writes the final checkpoint
     test = data["test"]
     sources = [source for source, _ in test]
     if test and len(trainer.snapshots) > 1:
@@ -241,6 +253,10 @@ def build_parser():
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--checkpoint", default=None, help="directory for the checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    train.add_argument("--distributed", action="store_true",
+                       help="data parallelism over MPI: run as mpiexec -n P python -m "
+                            "minitransformer train ... (detected without this flag too); "
+                            "batches keep their size, cut in P parts (needs the dist extra)")
     _add_decoding(train)
     train.add_argument("--log-every", type=int, default=50)
     train.add_argument("--trace-every", type=int, default=0,

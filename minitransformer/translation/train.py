@@ -129,15 +129,24 @@ def default_lr(model_config, warmup):
 
 
 class Trainer:
-    """Owns a model, its optimizer and schedule, its vocabularies and its progress."""
+    """Owns a model, its optimizer and schedule, its vocabularies and its progress.
 
-    def __init__(self, model, src_vocab, tgt_vocab, settings, device="cpu"):
+    ``comm``: a :class:`~minitransformer.distributed.Communicator` for data-parallel
+    training (``mpiexec -n P``): each rank trains on its rows of every batch, the
+    gradients are averaged over the ranks, and rank 0 alone logs, validates and saves.
+    None: one process.
+    """
+
+    def __init__(self, model, src_vocab, tgt_vocab, settings, device="cpu", comm=None):
         if not isinstance(settings, TrainingSettings):
             settings = TrainingSettings.from_dict(settings)
         self.model = model.to(device)
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.settings = settings
         self.device = device
+        self.comm = comm
+        if comm is not None:   # every rank starts from rank 0's weights
+            comm.broadcast_parameters(self.model.parameters())
         lr = settings.lr or default_lr(model.config, settings.warmup)
         if model.config["kind"] == "transformer":
             # Adam with β2 = 0.98 (the paper's): a shorter memory of squared gradients
@@ -163,10 +172,19 @@ class Trainer:
                              label_smoothing=self.settings.label_smoothing)
 
     def train_step(self, batch):
+        """One step on ``batch`` (with ``comm``: on this rank's rows of it); its loss."""
         self.model.train()
+        if self.comm is not None:
+            batch = self.comm.shard_batch(batch)
         loss = self.loss(batch)
         self.optimizer.zero_grad()
         loss.backward()
+        global_loss = None
+        if self.comm is not None:
+            # Every rank gets the gradient of the whole batch, each rank's weighted by
+            # its share of the target tokens (distributed.py says why).
+            _, global_loss = self.comm.allreduce_gradients(
+                self.model.parameters(), weight=batch.n_tokens, loss=loss.item())
         optim.clip_grad_norm_(self.model.parameters(), self.settings.clip)
         self.optimizer.step()
         if self.schedule is not None:
@@ -174,7 +192,7 @@ class Trainer:
         self.step += 1
         # The loss is read only now, after the step was queued: on a GPU reading it is the
         # step's one wait for the device, and here the device has all the step's work.
-        value = loss.item()
+        value = loss.item() if global_loss is None else global_loss
         if not math.isfinite(value):
             raise TrainingDiverged(f"training stopped: the loss is {value} at step {self.step} "
                                    f"(epoch {self.epoch + 1}); lower the learning rate or raise "
@@ -258,6 +276,9 @@ class Trainer:
         ``history``) keeps the training tokens per second and the seconds since the start.
         """
         settings = self.settings
+        root = self.comm is None or self.comm.is_root
+        if not root:
+            log = _quiet
         train = encode_pairs(train_pairs, self.src_vocab, self.tgt_vocab)
         valid = encode_pairs(valid_pairs, self.src_vocab, self.tgt_vocab)
         valid_batches = make_batches(valid, settings.batch_size, max_tokens=settings.batch_tokens,
@@ -269,6 +290,8 @@ class Trainer:
             tokens, losses, tick = 0, [], backend.timer(self.device)
             now, epoch_tokens, train_seconds = tick, 0, 0.0
             for batch in batches:
+                if self.comm is not None and len(batch) < self.comm.size:
+                    continue   # too few pairs to give every rank some (rare: a pool's rest)
                 # Trace the last step before each progress line (not the cold first step).
                 if trace_every and (self.step + 1) % trace_every == 0:
                     losses.append(self.traced_step(batch))
@@ -289,7 +312,7 @@ class Trainer:
                     log(line)
                     epoch_tokens, train_seconds = epoch_tokens + tokens, train_seconds + now - tick
                     tokens, tick = 0, now
-                if time_budget and now - start > time_budget:
+                if time_budget and self._anyone(now - start > time_budget):
                     break
             epoch_tokens, train_seconds = epoch_tokens + tokens, train_seconds + now - tick
             # An epoch cut short by the time budget still counts as one: a resumed run
@@ -300,7 +323,7 @@ class Trainer:
             record = {"epoch": self.epoch, "step": self.step, "train_loss": _mean_finite(losses),
                       "tokens_per_s": epoch_tokens / max(train_seconds, 1e-9)}
             line = f"epoch {self.epoch}: train loss {record['train_loss']:.3f}"
-            if valid_batches:
+            if valid_batches and root:
                 record["valid_loss"] = self.evaluate_loss(valid_batches)
                 line += f", valid loss {record['valid_loss']:.3f}"
                 if bleu_limit:
@@ -309,11 +332,16 @@ class Trainer:
             record["seconds"] = backend.timer(self.device) - start
             self.history.append(record)
             log(f"{line} ({record['seconds']:.0f} s)")
-            if checkpoint_dir:
+            if checkpoint_dir and root:
                 self.save(checkpoint_dir)
-            if time_budget and record["seconds"] > time_budget:
+            if time_budget and self._anyone(record["seconds"] > time_budget):
                 break
         return self.history
+
+    def _anyone(self, flag):
+        """``flag``; with ranks, True when it is True on any of them, so that they all
+        leave the loop together (a rank that left alone would leave the others waiting)."""
+        return flag if self.comm is None else self.comm.any(flag)
 
     # ------------------------------------------------------------ weight averaging
     def _snapshot(self):
@@ -346,14 +374,15 @@ class Trainer:
         })
 
     @classmethod
-    def load(cls, directory, device="cpu"):
+    def load(cls, directory, device="cpu", comm=None):
         """A Trainer restored from a checkpoint, ready to translate or to resume."""
         saved = checkpoint.load(directory)
         try:
             model = build_model(saved["model_config"])
             model.load_state_dict(saved["model"])
             trainer = cls(model, vocabulary_from_dict(saved["src_vocab"]),
-                          vocabulary_from_dict(saved["tgt_vocab"]), saved["settings"], device)
+                          vocabulary_from_dict(saved["tgt_vocab"]), saved["settings"], device,
+                          comm)
             trainer.optimizer.load_state_dict(saved["optimizer"])
             if trainer.schedule is not None and saved["schedule"]:
                 trainer.schedule.load_state_dict(saved["schedule"])
@@ -366,6 +395,10 @@ class Trainer:
                                              f"version of minitransformer ({type(e).__name__}: "
                                              f"{e})") from e
         return trainer
+
+
+def _quiet(*_):
+    """The log of the ranks other than 0."""
 
 
 def _mean_finite(values):
@@ -395,7 +428,7 @@ def build_vocabularies(train_pairs, vocab="word", vocab_size=8000, min_freq=1):
 
 
 def new_trainer(kind, train_pairs, size="tiny", device="cpu", vocab="word", vocab_size=8000,
-                min_freq=1, data=None, **options):
+                min_freq=1, data=None, comm=None, **options):
     """Vocabularies from the training pairs, a seeded model of preset ``size``, a Trainer.
 
     ``data``: the arguments of :func:`data.load_data` that produced the pairs, kept in
@@ -403,6 +436,7 @@ def new_trainer(kind, train_pairs, size="tiny", device="cpu", vocab="word", voca
     ``options``: training settings (the fields of :class:`TrainingSettings`: batch_size,
     lr, warmup, seed, ...) and model sizes (the preset's keys: d_model, hidden_size,
     ...) that replace the defaults; None means "the default"; an unknown name is an error.
+    ``comm``: train on several ranks (see :class:`Trainer`).
     """
     if kind not in PRESETS:
         raise ValueError(f"model must be one of {sorted(PRESETS)}, got {kind!r}")
@@ -424,7 +458,7 @@ def new_trainer(kind, train_pairs, size="tiny", device="cpu", vocab="word", voca
         model = TransformerTranslator(len(src_vocab), len(tgt_vocab), **params)
     else:
         model = RNNTranslator(len(src_vocab), len(tgt_vocab), cell=kind, **params)
-    return Trainer(model, src_vocab, tgt_vocab, settings, device)
+    return Trainer(model, src_vocab, tgt_vocab, settings, device, comm)
 
 
 def data_paths(data_args):

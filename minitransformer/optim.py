@@ -206,8 +206,8 @@ class Adam(Optimizer):
         if backend.device_of(param.data) == "gpu" and not group["amsgrad"]:
             # One fused kernel for the whole update (about thirteen launches otherwise).
             dtype = param.data.dtype.type
-            scale = xp.ones((), param.data.dtype) if scale is None else scale.astype(param.dtype,
-                                                                                      copy=False)
+            # A scalar, not an array, when there is no scale: no allocation, no launch.
+            scale = dtype(1.0) if scale is None else scale.astype(param.dtype, copy=False)
             decay = group["weight_decay"]
             _ADAM_KERNEL(grad, scale, dtype(beta1), dtype(1 - beta1), dtype(beta2), dtype(1 - beta2),
                          dtype(lr / (1 - beta1 ** step)),

@@ -118,7 +118,7 @@ class _WatchedTime(types.ModuleType):
     def __init__(self):
         super().__init__("time")
         for name in dir(_time):
-            if not name.startswith("__"):
+            if not name.startswith("__") and name not in type(self).__dict__:
                 setattr(self, name, getattr(_time, name))
 
     def _read(self, clock):

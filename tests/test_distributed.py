@@ -151,3 +151,32 @@ def test_a_failing_rank_stops_the_others_with_an_error(tmp_path, how, expected):
         assert expected in output
         assert "aborting all ranks" in output
     assert not (tmp_path / "rank0.npz").exists()       # rank 0 never finished training
+
+
+def logged_losses(out):
+    """The losses of the progress lines ('  step N  loss X ...'), in order."""
+    return [float(x) for x in re.findall(r"step\s+\d+\s+loss\s+([\d.]+)", out)]
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_train_command_on_two_ranks_follows_the_single_process_loss_curve(tmp_path, capsys):
+    from minitransformer.cli import main
+    common = ["train", "--model", "lstm", "--corpus-size", "300", "--log-every", "1"]
+    main(common + ["--epochs", "2"])                               # one process, two epochs
+    single = logged_losses(capsys.readouterr().out)
+    checkpoint = str(tmp_path / "ckpt")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=ROOT)
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "minitransformer"] + common
+                          + ["--epochs", "1", "--checkpoint", checkpoint], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "data parallel over 2 ranks" in done.stdout
+    assert done.stdout.count("epoch 1:") == 1                      # rank 0 alone reports
+    two_ranks = logged_losses(done.stdout)
+    # The second epoch resumes the two ranks' checkpoint in one process.
+    main(["train", "--resume", "--checkpoint", checkpoint, "--epochs", "1", "--log-every", "1"])
+    resumed = logged_losses(capsys.readouterr().out)
+    assert len(single) == len(two_ranks) + len(resumed) >= 4
+    # Printed with 3 decimals: equal up to the rounding of the last digit.
+    np.testing.assert_allclose(two_ranks + resumed, single, atol=1.5e-3, rtol=0)

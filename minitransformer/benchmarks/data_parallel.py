@@ -244,8 +244,11 @@ def fit_link(buffer_rows):
 
 def fit_compute(rows):
     """(seconds per op, FLOP/s) fitted to one model's P = 1 steps: t = ops·c + flops/R.
-    The allreduce (a no-op copy at P = 1) is subtracted first."""
+    The allreduce (a no-op at P = 1) is subtracted first. With a single batch size the
+    two cannot be told apart: then all the time is put on the FLOPs (c = 0)."""
     ys = [r["step_s"] - r["allreduce_in_step_s"] for r in rows]
+    if len({r["global_batch"] for r in rows}) < 2:
+        return 0.0, sum(r["flops"] for r in rows) / sum(ys)
     per_op, per_flop = least_squares(([r["ops"] for r in rows], [r["flops"] for r in rows]), ys)
     return per_op, 1.0 / per_flop
 

@@ -2,6 +2,8 @@
 tiny sizes: they run, write their CSV, and report sensible rows (no timing asserts)."""
 import csv
 
+import pytest
+
 from minitransformer import cli
 from minitransformer.benchmarks import decoding, runner, time_to_bleu
 
@@ -44,6 +46,7 @@ def test_time_to_bleu_main_writes_its_csv_files(tmp_path):
     assert read_rows(tmp_path / "time_to_bleu_curves.csv")
 
 
+@pytest.mark.slow
 def test_bench_suite_reports_each_benchmark(tmp_path, monkeypatch):
     monkeypatch.setattr(runner.common, "results_dir", lambda device: str(tmp_path))
     monkeypatch.setattr(decoding, "QUICK_LENGTHS", (2,))   # the suite passes --quick on
@@ -70,6 +73,9 @@ def test_bench_suite_reports_a_failure_and_goes_on(tmp_path, monkeypatch):
 
 
 def test_cli_bench_name_passes_the_flags_through(tmp_path):
-    cli.main(["bench", "decoding", "--lengths", "2", "--batch", "2", "--repeats", "1",
-              "--out-dir", str(tmp_path)])
-    assert {int(r["n"]) for r in read_rows(tmp_path / "decoding.csv")} == {2}
+    """`bench table1 FLAGS` and `table1 FLAGS` are one command with one set of flags."""
+    for command, out in ((["bench", "table1"], "a"), (["table1"], "b")):
+        cli.main(command + ["--d", "4", "--layers", "rnn", "--ns", "4", "8",
+                            "--out-dir", str(tmp_path / out)])
+    by_bench, by_table1 = (read_rows(tmp_path / out / "table1.csv") for out in "ab")
+    assert by_bench == by_table1 and [int(r["n"]) for r in by_bench] == [4, 8]

@@ -37,11 +37,6 @@ def pytest_report_header(config):
     return None
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "fakegpu: needs the CuPy stand-in "
-                            "(MINITRANSFORMER_FAKE_CUPY=1); counts syncs and kernel launches")
-
-
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs the CuPy stand-in: set MINITRANSFORMER_FAKE_CUPY=1")
     for item in items:

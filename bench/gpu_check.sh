@@ -17,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export CUPY_TF32=0                       # float32 as float32: the tests' tolerances assume it
-export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$PWD/.cupy_kernel_cache}"   # compiled kernels kept
+export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-$HOME/.cupy/kernel_cache}"   # compiled kernels kept between runs
 unset MINITRANSFORMER_FAKE_CUPY          # the real CuPy, never the stand-in
 PY="${PYTHON:-python3}"
 

@@ -56,3 +56,20 @@ def test_to_moves_between_devices():
     assert g.device == "gpu" and x.to("cpu") is x
     np.testing.assert_array_equal(g.to("cpu").numpy(), [1.0, 2.0])
     mt.backend.synchronize("gpu")
+
+
+def test_masked_softmax_names_a_host_mask_given_with_gpu_scores():
+    """A NumPy mask with GPU scores used to reach cupy.where and fail there with
+    "Unsupported type" (finding C4); now the argument is named, as in attention."""
+    scores = mt.randn(2, 3, device="gpu")
+    with pytest.raises(RuntimeError, match="masked_softmax: hide is on cpu, the inputs on gpu"):
+        _masked_softmax()(scores, np.zeros((2, 3), dtype=bool))
+    hide = mt.tensor(np.array([[False, True, False]] * 2), device="gpu")
+    weights = _masked_softmax()(scores, hide).numpy()
+    np.testing.assert_allclose(weights[:, 1], 0.0)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def _masked_softmax():
+    from minitransformer.nn.attention import masked_softmax
+    return masked_softmax

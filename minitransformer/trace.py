@@ -327,13 +327,22 @@ def trace():
     if _engine._tracer is not None:
         raise RuntimeError("trace(): a trace is already running; traces do not nest")
     recorder = Trace()
-    recorder._clock_zero = backend.timer()
+    recorder._clock_zero = _drained_clock()
     _engine._tracer = recorder
     try:
         yield recorder
     finally:
         _engine._tracer = None
-        recorder.duration = time.perf_counter() - recorder._clock_zero
+        recorder.duration = _drained_clock() - recorder._clock_zero
+
+
+def _drained_clock():
+    """A clock reading after every device has finished its queued work: the traced ops
+    may run on the GPU while the default device is the CPU, so waiting for the default
+    device alone would time the launches, not the work."""
+    if backend.gpu_available():
+        backend.synchronize("gpu")
+    return time.perf_counter()
 
 
 # ---------------------------------------------------------------- asking the op

@@ -74,8 +74,13 @@ class MaskedSoftmax(Function):
 def masked_softmax(scores, hide=None):
     """softmax(scores) over the last axis with the positions where ``hide`` is True
     (a boolean array, Tensor or None) given weight exactly 0."""
-    if isinstance(hide, Tensor):
-        hide = hide.data
+    if hide is not None:
+        # On the scores' device: a host mask with GPU scores would reach cupy.where,
+        # which rejects NumPy arrays with a TypeError that does not name the argument.
+        hide = mask_array(hide, "masked_softmax: hide", scores.device)
+        if hide.dtype.kind != "b":
+            raise TypeError(f"masked_softmax: hide must be boolean (True = weight 0), got "
+                            f"dtype {hide.dtype}")
     return MaskedSoftmax.apply(scores, hide=hide)
 
 

@@ -112,6 +112,7 @@ def test_detach_cuts_the_graph(device):
     np.testing.assert_array_equal(to_host(x.grad), [2.0])
 
 
+@pytest.mark.slow   # about 4 s: a graph thousands of ops deep
 def test_long_chain_backpropagates_without_recursion():
     x = mt.tensor([1.0], dtype="float64", requires_grad=True)
     y = x

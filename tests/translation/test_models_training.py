@@ -32,6 +32,7 @@ def normalised(sentence):
     return detokenize(tokenize(sentence))
 
 
+@pytest.mark.slow   # 120 epochs each: 1-1.5 s
 @pytest.mark.parametrize("kind", ["transformer", "lstm", "rnn"])
 def test_each_model_overfits_a_few_sentences(device, kind):
     trainer = tiny_trainer(kind, device)
@@ -65,6 +66,7 @@ def test_beam_search_with_beam_1_equals_greedy(kind):
     assert beam_search(*args, beam_size=1, max_len=12) == greedy_decode(*args, max_len=12)
 
 
+@pytest.mark.slow   # 120 epochs: about 1 s
 def test_beam_search_finds_the_trained_translations():
     trainer = tiny_trainer("transformer")
     trainer.fit(PAIRS, PAIRS, epochs=120, **QUIET)

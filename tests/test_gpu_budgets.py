@@ -316,3 +316,44 @@ def test_manual_seed_seeds_the_gpu_generator_lazily():
     assert "gpu" not in backend._generators              # made at the first GPU draw
     b = backend.to_numpy(backend.random_uniform((4,), "float32", "gpu"))
     np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- benchmarks on the GPU path
+def test_seq_scaling_times_its_warm_up_estimate_synchronised(gpu_stats):
+    """The estimate that decides repeats and skips must time the work, not the launches (W3)."""
+    from tests import fake_cupy
+    from minitransformer.benchmarks import seq_scaling
+    with fake_cupy.watch_clock(seq_scaling, backend):
+        row = seq_scaling.measure_point("lstm", 6, 2, 16, 2, "gpu", 2, 1.0, 100.0, min_time=0.0)
+    assert row["status"] == "ok"
+    assert gpu_stats.unsynced_clock_reads == [], gpu_stats.unsynced_clock_reads
+
+
+def test_gpu_memory_meter_counts_arrays_in_use():
+    """The hook-based meter (W4) on the stand-in's pool: standard attention's peak grows
+    as n², blockwise attention's as n."""
+    from minitransformer.benchmarks import attention_memory, common
+    growth = {}
+    for variant in ("standard", "blockwise"):
+        peaks = []
+        for n in (64, 128):
+            step, _ = attention_memory.attention_step(variant, 2, 2, n, 16, 16, "gpu")
+            peaks.append(common.peak_bytes(step, "gpu"))
+        growth[variant] = peaks[1] / peaks[0]
+    assert 3.0 < growth["standard"] <= 4.2 and 1.7 < growth["blockwise"] <= 2.2, growth
+
+
+def test_device_description_says_whether_tf32_is_on(monkeypatch):
+    from minitransformer.benchmarks import common
+    monkeypatch.setenv("CUPY_TF32", "1")
+    assert "TF32 on" in common.device_description("gpu")
+    monkeypatch.setenv("CUPY_TF32", "0")
+    assert "TF32 off" in common.device_description("gpu")
+
+
+def test_out_of_memory_is_recognised_outside_the_pool():
+    class CUBLASError(RuntimeError):
+        pass
+    assert backend.is_out_of_memory(MemoryError("pool"))
+    assert backend.is_out_of_memory(CUBLASError("CUBLAS_STATUS_ALLOC_FAILED"))
+    assert not backend.is_out_of_memory(ValueError("shapes do not match"))

@@ -125,12 +125,15 @@ def run(device="cpu", lengths=None, batch=1, heads=4, head_dim=64, block_size=12
                 try:
                     step, _ = attention_step(variant, batch, heads, n, head_dim, block_size,
                                              device)
-                    start = time.perf_counter()
+                    backend.free_device_memory(device)   # room for cuBLAS too (C5)
+                    start = backend.timer(device)        # synchronised clock reads
                     peak = common.peak_bytes(step, device)
-                    seconds = time.perf_counter() - start
+                    seconds = backend.timer(device) - start
                     row.update(peak_mib=round(peak / MIB, 3), seconds=round(seconds, 4))
                     last = (n, peak, seconds)
-                except MemoryError:   # CuPy's OutOfMemoryError is one too
+                except Exception as err:   # the pool's OutOfMemoryError, or cuBLAS's
+                    if not backend.is_out_of_memory(err):
+                        raise
                     row["status"] = "out of memory"
                     out_of_memory = True
             rows.append(row)

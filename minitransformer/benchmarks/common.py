@@ -88,8 +88,10 @@ def device_description(device):
     if device == "gpu":
         cupy = backend.cupy
         cuda = cupy.cuda.runtime.runtimeGetVersion()
+        # TF32 changes what a "float32" matmul is (10 mantissa bits, several times the
+        # speed on recent GPUs), so a figure must say whether it was on (W5).
         return (f"{backend.device_name('gpu')} (CuPy {cupy.__version__}, CUDA runtime {cuda // 1000}.{cuda % 1000 // 10}, "
-                f"{versions})")
+                f"TF32 {backend.tf32_setting()}, {versions})")
     return f"{backend.device_name('cpu')}, {os.cpu_count()} cores ({versions})"
 
 
@@ -123,7 +125,11 @@ def measure(fn, device, repeats=5, warmup=2, min_time=0.0):
 class AllocationMeter:
     """Bytes allocated now and at the peak since the last ``reset_peak()``.
 
-    CPU: tracemalloc (started by ``__enter__``); GPU: the CuPy memory pool.
+    CPU: tracemalloc (started by ``__enter__``); GPU: a CuPy memory hook that adds up
+    the pool's allocations and frees while the meter is on, so the peak is the bytes
+    in use at the high-water mark (W4). The pool's held bytes (``total_bytes``) would
+    also count cached free blocks, and fragmentation, and would need the cache emptied
+    before each step (a cudaFree that waits for the device).
     """
 
     def __init__(self, device):
@@ -134,26 +140,47 @@ class AllocationMeter:
             import tracemalloc
             self._tracemalloc = tracemalloc
             tracemalloc.start()
+        else:
+            self._hook = _pool_usage_hook()
+            self._hook.__enter__()
         return self
 
     def __exit__(self, *exc):
         if self.device == "cpu":
             self._tracemalloc.stop()
+        else:
+            self._hook.__exit__(*exc)
 
     def reset_peak(self):
         if self.device == "gpu":
-            backend.synchronize("gpu")
-            backend.cupy.get_default_memory_pool().free_all_blocks()
+            self._hook.peak = self._hook.current
         else:
             self._tracemalloc.reset_peak()
 
     def current_and_peak(self):
-        """(bytes allocated now, bytes at the peak since reset_peak)."""
+        """(bytes allocated now, bytes at the peak since reset_peak); on the GPU counted
+        from the meter's start."""
         if self.device == "gpu":
-            backend.synchronize("gpu")
-            pool = backend.cupy.get_default_memory_pool()
-            return pool.used_bytes(), pool.total_bytes()
+            return self._hook.current, self._hook.peak
         return self._tracemalloc.get_traced_memory()
+
+
+def _pool_usage_hook():
+    """A ``cupy.cuda.MemoryHook`` counting the bytes the pool hands out and takes back."""
+    class PoolUsage(backend.cupy.cuda.MemoryHook):
+        name = "PoolUsage"
+
+        def __init__(self):
+            self.current = self.peak = 0
+
+        def malloc_postprocess(self, **kwargs):
+            self.current += kwargs["mem_size"]
+            self.peak = max(self.peak, self.current)
+
+        def free_postprocess(self, **kwargs):
+            self.current -= kwargs["mem_size"]
+
+    return PoolUsage()
 
 
 def peak_bytes(step, device):
@@ -161,8 +188,8 @@ def peak_bytes(step, device):
 
     CPU: ``tracemalloc``, which sees NumPy's array buffers (NumPy reports them to it),
     so this counts activations, gradients and temporaries; it slows Python down, so
-    never time the same run. GPU: CuPy's memory pool, emptied of free blocks first;
-    blocks freed during the step stay held, so its size afterwards is the high-water mark.
+    never time the same run. GPU: the bytes the memory pool hands out, counted by a
+    memory hook: the exact in-use high-water mark of the step's arrays.
     """
     with AllocationMeter(device) as meter:
         meter.reset_peak()

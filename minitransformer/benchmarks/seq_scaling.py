@@ -116,9 +116,10 @@ def measure_point(kind, seq, batch, dim, heads, device, repeats, peak_gflops, bu
     layer = make_layer(kind, dim, heads, device)
     step = training_step(kind, layer, batch, seq, dim, device)
     row = _blank_row(kind, seq, batch, dim, heads, "ok")
-    start = time.perf_counter()
-    step()                                              # warm-up, and a first estimate
-    estimate = time.perf_counter() - start
+    step()                                              # warm-up: on a GPU, compiles the kernels
+    start = backend.timer(device)                       # synchronised: times the work, not
+    step()                                              # the launches (W3)
+    estimate = backend.timer(device) - start
     repeats = max(MIN_REPEATS, min(repeats, int(SECONDS_PER_POINT / max(estimate, 1e-9))))
     if estimate * (UNTIMED_RUNS - 1 + repeats) > budget_left:
         row["status"] = f"skipped: ~{estimate:.1f} s a step exceeds the time budget"
@@ -170,10 +171,13 @@ def run(device="cpu", layers=LAYERS, lengths=CPU_LENGTHS, batch=32, dim=256, hea
             if predicted_seconds(rows, kind, seq, repeats) > left:
                 row = _blank_row(kind, seq, batch, dim, heads, "skipped: time budget")
             else:
+                backend.free_device_memory(device)   # cuBLAS allocates outside the pool (C5)
                 try:
                     row = measure_point(kind, seq, batch, dim, heads, device, repeats,
                                         peak_gflops, left, min_time)
-                except MemoryError:           # CuPy's OutOfMemoryError is a MemoryError
+                except Exception as err:      # the pool's OutOfMemoryError, or cuBLAS's
+                    if not backend.is_out_of_memory(err):
+                        raise
                     row = _blank_row(kind, seq, batch, dim, heads, "out of memory")
             rows.append(row)
             if not quiet:

@@ -8,7 +8,7 @@
 #   2. pytest -m gpu (every GPU test, incl. the fused kernels against their references)
 #                                                     -> gpu_tests.log
 #   3. float32 CPU against GPU: LSTM, attention, blockwise, 20 training steps of a tiny
-#      translator from the same weights               -> compare.csv, compare.log
+#      translator from the same weights               -> gpu_compare.csv, compare.log
 #   4. python -m minitransformer bench --device gpu --quick
 #                                                     -> bench/ (the CSVs), bench.log
 # Each step has its own time limit and a failing step does not stop the others; the
@@ -54,7 +54,7 @@ print('description:', common.device_description('gpu'))
 cat "$out/environment.txt"
 
 step 240 "$out/gpu_tests.log" "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" -ra
-step 90 "$out/compare.log" "$PY" bench/gpu_compare.py --device gpu --out "$out/compare.csv"
+step 90 "$out/compare.log" "$PY" bench/gpu_compare.py --device gpu --out-dir "$out"
 step 120 "$out/bench.log" "$PY" -m minitransformer bench --device gpu --quick --out-dir "$out/bench"
 echo "gpu_check: results in $out (exit status $status)"
 exit $status

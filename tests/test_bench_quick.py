@@ -25,6 +25,7 @@ def test_decoding_writes_one_row_per_method_and_length(tmp_path):
         assert int(r["sequential_steps"]) == (1 if "teacher" in r["method"] else int(r["n"]))
 
 
+@pytest.mark.slow   # a benchmark smoke run: over a second of CPU
 def test_time_to_bleu_records_thresholds_and_curves(tmp_path):
     rows, curves = time_to_bleu.run(budget=0.3, mirror_budget=0.3, lengths=(4,), eval_every=2,
                                     mirror_eval_every=2, eval_sentences=4, corpus_size=300,
@@ -39,6 +40,7 @@ def test_time_to_bleu_records_thresholds_and_curves(tmp_path):
     time_to_bleu.print_table(rows, log=lambda *a: None)
 
 
+@pytest.mark.slow   # a benchmark smoke run: over a second of CPU
 def test_time_to_bleu_main_writes_its_csv_files(tmp_path):
     time_to_bleu.main(["--budget", "0", "--mirror-budget", "0.2", "--lengths", "3",
                        "--eval-every", "1", "--eval-sentences", "3", "--out-dir", str(tmp_path)])

@@ -512,7 +512,9 @@ def _device_index(index, shape):
             axis += p.ndim
         elif isinstance(p, numpy.ndarray) and p.dtype.kind in "iu":
             n = shape[axis] if axis < len(shape) else 0
-            if p.size and (p.min() < -n or p.max() >= n):
+            if p.size and (p.min() < -n or p.max() >= n) and _wrapping:
+                p = numpy.where(p < 0, p, p % builtins.max(n, 1))   # what CuPy does
+            elif p.size and (p.min() < -n or p.max() >= n):
                 raise CupyDivergence(f"integer index out of range for axis {axis} of size {n} "
                                      f"(values {p.min()}..{p.max()}): NumPy raises IndexError, "
                                      f"CuPy wraps silently")
@@ -526,6 +528,21 @@ def _device_index(index, shape):
             axis += 1
         out.append(p)
     return tuple(out) if isinstance(index, tuple) else out[0]
+
+
+_wrapping = False
+
+
+@contextlib.contextmanager
+def wrap_out_of_range_indices():
+    """Within the block, out-of-range integer indices wrap silently, as on CuPy, instead
+    of raising CupyDivergence: for tests of what the code does after such a lookup."""
+    global _wrapping
+    previous, _wrapping = _wrapping, True
+    try:
+        yield
+    finally:
+        _wrapping = previous
 
 
 def _call(fn, args, kwargs, inputs=()):

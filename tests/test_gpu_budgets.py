@@ -142,14 +142,15 @@ def test_nll_loss_mean_does_not_wait(gpu_stats):
     np.testing.assert_allclose(loss.item(), expected, rtol=1e-6)
 
 
-def _tiny_trainer(kind):
+def _tiny_trainer(kind, dropout=0.0):
     from minitransformer.translation.train import new_trainer
     pairs = [("ein hund läuft", "a dog runs"), ("eine katze schläft", "a cat sleeps"),
              ("der mann liest", "the man reads"), ("die frau singt", "the woman sings")]
     sizes = (dict(d_model=16, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
                   dim_feedforward=32, warmup=5) if kind == "transformer"
              else dict(embed_dim=16, hidden_size=16, lr=1e-2))
-    trainer = new_trainer(kind, pairs, device="gpu", batch_size=4, seed=0, dropout=0.0, **sizes)
+    trainer = new_trainer(kind, pairs, device="gpu", batch_size=4, seed=0, dropout=dropout,
+                          **sizes)
     return trainer, pairs
 
 
@@ -174,9 +175,11 @@ def test_a_training_step_waits_for_the_device_at_most_once(kind, gpu_stats):
 def test_a_training_step_reports_bad_target_ids_on_the_gpu():
     trainer, pairs = _tiny_trainer("transformer")
     batch = _first_batch(trainer, pairs)
+    from tests import fake_cupy
     batch.tgt_out.data[0, 0] = len(trainer.tgt_vocab) + 3
-    with pytest.raises(IndexError, match="cross_entropy: targets"):
-        trainer.train_step(batch)
+    with fake_cupy.wrap_out_of_range_indices(), pytest.raises(IndexError,
+                                                              match="cross_entropy: targets"):
+        trainer.train_step(batch)           # the lookup wraps, as on CuPy; the read reports it
 
 
 @pytest.mark.xfail(strict=True, reason="needs translation/decode.py to test for the end of "
@@ -190,9 +193,23 @@ def test_greedy_decoding_waits_at_most_once_per_four_tokens(gpu_stats):
     gpu_stats.reset()
     out = greedy_decode(trainer.model, batch.src, batch.src_padding_mask,
                         trainer.tgt_vocab.bos_id, eos, max_len=16)
-    tokens = max(len(row) for row in out) + 1
-    assert gpu_stats.syncs <= 1 + tokens // 4, f"{gpu_stats.syncs} waits for {tokens} tokens " \
-                                              f"at {_sites(gpu_stats)}"
+    assert len(out) == batch.src.shape[0]
+    # At most 16 steps: a check every 4 of them, and the final transfer of the tokens.
+    assert gpu_stats.syncs <= 1 + 16 // 4, f"{gpu_stats.syncs} waits at {_sites(gpu_stats)}"
+
+
+@pytest.mark.xfail(strict=True, reason="needs translation/train.py to call "
+                   "backend.reseed_gpu(seed, step) at the start of train_step (W1)")
+def test_resumed_training_on_the_gpu_repeats_the_dropout_masks(tmp_path):
+    from minitransformer.translation.train import Trainer
+    trainer, pairs = _tiny_trainer("transformer", dropout=0.3)
+    batch = _first_batch(trainer, pairs)
+    trainer.train_step(batch)
+    trainer.save(str(tmp_path / "checkpoint"))
+    uninterrupted = [trainer.train_step(batch) for _ in range(2)]
+    backend.random_uniform((7,), "float32", "gpu")      # the process's GPU stream moves on
+    resumed = Trainer.load(str(tmp_path / "checkpoint"), device="gpu")
+    assert [resumed.train_step(batch) for _ in range(2)] == uninterrupted
 
 
 # ---------------------------------------------------------------- launch budgets

@@ -374,3 +374,15 @@ def test_out_of_memory_is_recognised_outside_the_pool():
     assert backend.is_out_of_memory(MemoryError("pool"))
     assert backend.is_out_of_memory(CUBLASError("CUBLAS_STATUS_ALLOC_FAILED"))
     assert not backend.is_out_of_memory(ValueError("shapes do not match"))
+
+
+def test_training_loop_reads_its_clocks_synchronised(gpu_stats):
+    """tokens/s and the time budget must time the device's work (W8)."""
+    import sys
+    from tests import fake_cupy
+    trainer, pairs = _tiny_trainer("lstm")
+    train_module = sys.modules[type(trainer).__module__]
+    with fake_cupy.watch_clock(train_module, backend):
+        trainer.fit(pairs, [], epochs=1, log=lambda *args: None, log_every=1, bleu_limit=0)
+    assert trainer.step >= 1
+    assert gpu_stats.unsynced_clock_reads == [], gpu_stats.unsynced_clock_reads

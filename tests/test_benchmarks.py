@@ -37,6 +37,7 @@ def test_matmul_peak_runs(tmp_path):
 
 
 @pytest.mark.slow   # a benchmark smoke run: over a second of CPU
+@pytest.mark.slow
 def test_seq_scaling_rows_and_tracer_counts(tmp_path):
     rows = seq_scaling.run(lengths=[4, 8], repeats=1, peak_gflops=1.0, out_dir=str(tmp_path),
                            quiet=True, min_time=0.0, **TINY)
@@ -83,6 +84,7 @@ QUICK_COMPARISONS = ("translator", "attention", "encoder", "lstm")  # all but Mu
 
 
 @pytest.mark.slow   # a benchmark smoke run: over a second of CPU
+@pytest.mark.slow
 def test_vs_pytorch_skips_or_runs(tmp_path):
     rows = vs_pytorch.run(lengths=[4], repeats=1, out_dir=str(tmp_path),
                           only=QUICK_COMPARISONS, **TINY)

@@ -258,9 +258,13 @@ class Trainer:
                 out[kept[index]] = self.tgt_vocab.decode(hyp)
         return out
 
-    def bleu(self, pairs, beam_size=1, limit=None, lowercase=False):
-        """Corpus BLEU (sacrebleu's default: cased, 13a, exp smoothing) of the
-        translations of ``pairs``; ``lowercase=True`` for the case-insensitive score."""
+    def bleu(self, pairs, beam_size=1, limit=None, lowercase=None):
+        """Corpus BLEU (sacrebleu's default: 13a, exp smoothing) of the translations of
+        ``pairs``. ``lowercase``: True for the case-insensitive score; None (default):
+        cased, unless the target vocabulary lower-cases (a word vocabulary can never
+        produce "Hund", so a cased score would only measure that)."""
+        if lowercase is None:
+            lowercase = getattr(self.tgt_vocab, "lowercase", False)
         pairs = pairs[:limit] if limit else pairs
         hypotheses = self.translate([src for src, _ in pairs], beam_size=beam_size)
         return corpus_bleu(hypotheses, [tgt for _, tgt in pairs], lowercase=lowercase)

@@ -248,18 +248,16 @@ def test_quick_defaults_yield_to_given_flags():
 
 
 @pytest.mark.slow
-def test_bench_script_and_cli_run_the_same_benchmark(tmp_path):
-    """``python bench/NAME.py`` and ``python -m minitransformer bench NAME`` take the
-    same flags and run the same thing."""
+def test_bench_script_and_cli_take_the_same_flags():
+    """``python bench/NAME.py`` and ``python -m minitransformer bench NAME`` are one
+    command: the same usage, word for word (running one is tested in-process)."""
     env = dict(os.environ, PYTHONPATH=REPO)
-    outputs = []
-    for command, out in (([sys.executable, "bench/tracer_cost.py"], "a"),
-                         ([sys.executable, "-m", "minitransformer", "bench", "tracer_cost"], "b")):
-        result = subprocess.run(command + ["--device", "cpu", "--out-dir", str(tmp_path / out),
-                                           "--batch", "1", "--n", "2", "--d", "4",
-                                           "--repeats", "1"],
-                                cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    usages = []
+    for command in ([sys.executable, "bench/decoding.py"],
+                    [sys.executable, "-m", "minitransformer", "bench", "decoding"]):
+        result = subprocess.run(command + ["--help"], cwd=REPO, env=env, capture_output=True,
+                                text=True, timeout=600)
         assert result.returncode == 0, result.stderr
-        outputs.append(read_rows(tmp_path / out / "tracer_cost.csv"))
-    assert [set(rows[0]) for rows in outputs] == [set(outputs[0][0])] * 2
-    assert outputs[0][0]["workload"] == outputs[1][0]["workload"] == "lstm fwd+bwd B=1 n=2 d=4"
+        usages.append(result.stdout)
+    assert usages[0] == usages[1]
+    assert usages[0].startswith("usage: python -m minitransformer bench decoding")

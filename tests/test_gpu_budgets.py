@@ -170,8 +170,6 @@ def test_a_training_step_waits_for_the_device_at_most_once(kind, gpu_stats):
     assert gpu_stats.syncs <= 1, f"{kind}: {gpu_stats.syncs} device waits at {_sites(gpu_stats)}"
 
 
-@pytest.mark.xfail(strict=True, reason="needs translation/train.py to read the loss with "
-                   "backend.read_scalar(loss.data) (see the GPU-readiness report)")
 def test_a_training_step_reports_bad_target_ids_on_the_gpu():
     trainer, pairs = _tiny_trainer("transformer")
     batch = _first_batch(trainer, pairs)
@@ -182,8 +180,6 @@ def test_a_training_step_reports_bad_target_ids_on_the_gpu():
         trainer.train_step(batch)           # the lookup wraps, as on CuPy; the read reports it
 
 
-@pytest.mark.xfail(strict=True, reason="needs translation/decode.py to test for the end of "
-                   "every sentence every 4 tokens, not every token (see the report)")
 def test_greedy_decoding_waits_at_most_once_per_four_tokens(gpu_stats):
     from minitransformer.translation.decode import greedy_decode
     trainer, pairs = _tiny_trainer("transformer")
@@ -198,8 +194,6 @@ def test_greedy_decoding_waits_at_most_once_per_four_tokens(gpu_stats):
     assert gpu_stats.syncs <= 1 + 16 // 4, f"{gpu_stats.syncs} waits at {_sites(gpu_stats)}"
 
 
-@pytest.mark.xfail(strict=True, reason="needs translation/train.py to call "
-                   "backend.reseed_gpu(seed, step) at the start of train_step (W1)")
 def test_resumed_training_on_the_gpu_repeats_the_dropout_masks(tmp_path):
     from minitransformer.translation.train import Trainer
     trainer, pairs = _tiny_trainer("transformer", dropout=0.3)

@@ -175,6 +175,10 @@ class Trainer:
     def train_step(self, batch):
         """One step on ``batch`` (with ``comm``: on this rank's rows of it); its loss."""
         self.model.train()
+        if self.device == "gpu":
+            # cuRAND's position cannot be saved in a checkpoint: seeding each step from
+            # (seed, step) gives a resumed run the same dropout masks as an unbroken one.
+            backend.reseed_gpu(self.settings.seed, self.step)
         if self.comm is not None:
             batch = self.comm.shard_batch(batch)
         loss = self.loss(batch)
@@ -193,7 +197,8 @@ class Trainer:
         self.step += 1
         # The loss is read only now, after the step was queued: on a GPU reading it is the
         # step's one wait for the device, and here the device has all the step's work.
-        value = loss.item() if global_loss is None else global_loss
+        # read_scalar also reads the GPU's deferred index checks in the same wait.
+        value = backend.read_scalar(loss.data) if global_loss is None else global_loss
         if not math.isfinite(value):
             raise TrainingDiverged(f"training stopped: the loss is {value} at step {self.step} "
                                    f"(epoch {self.epoch + 1}); lower the learning rate or raise "

@@ -1,0 +1,96 @@
+"""The README's reading order is true: every module of the package is listed, and each
+imports only modules listed before it, so a reader never meets a name that is explained
+later. One exception, named in the README: ``tensor.py`` gives ``Tensor`` its operator
+methods (``a + b``, ``a @ b``) through ``functional.py``, imported at its bottom."""
+import ast
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, "minitransformer")
+EXCEPTIONS = {("minitransformer/tensor.py", "minitransformer/functional.py")}
+
+
+def readme_order():
+    """The module paths of the README's "Reading the source" list, in order. A token
+    ending in "/" names the folder that the bare file names after it are in."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("## Reading the source", 1)[1].split("\n## ", 1)[0]
+    numbered = section[re.search(r"^1\. ", section, re.M).start():]   # the list itself
+    order, folder = [], "minitransformer/"
+    for token in re.findall(r"`([\w/]+(?:\.py|/))`", numbered):
+        if token.startswith("minitransformer/"):
+            if token.endswith("/"):
+                folder = token
+            else:
+                order.append(token)
+                folder = os.path.dirname(token) + "/"
+        elif "/" not in token:                    # a bare file name, in the current folder
+            order.append(folder + token)
+    return order
+
+
+def package_modules():
+    found = []
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py") and not (name == "__init__.py" and folder != PACKAGE):
+                found.append(os.path.relpath(os.path.join(folder, name), ROOT))
+    return sorted(found)
+
+
+def _module_path(dotted):
+    """The file of a package module named ``dotted``, or None."""
+    for candidate in (dotted.replace(".", "/") + ".py", dotted.replace(".", "/") + "/__init__.py"):
+        if candidate.startswith("minitransformer") and os.path.exists(os.path.join(ROOT, candidate)):
+            return candidate
+    return None
+
+
+def imported_modules(path):
+    """Package modules that ``path`` imports (anywhere in the file), as paths."""
+    module = path[:-3].replace("/", ".")
+    package = module.rsplit(".", 1)[0] if not path.endswith("__init__.py") else module[:-9]
+    targets = set()
+    for node in ast.walk(ast.parse(open(os.path.join(ROOT, path), encoding="utf-8").read())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            # "from .pkg import mod" imports the module; "from .mod import name" the module
+            submodules = [path for path in (_module_path(f"{base}.{alias.name}")
+                                            for alias in node.names) if path]
+            found = submodules or [_module_path(base)]
+        elif isinstance(node, ast.Import):
+            found = [_module_path(alias.name) for alias in node.names]
+        else:
+            continue
+        targets |= {path for path in found if path}
+    targets.discard(path)
+    return targets
+
+
+def test_the_readme_lists_every_module_once():
+    order = readme_order()
+    assert len(order) == len(set(order)), [m for m in order if order.count(m) > 1]
+    assert sorted(order) == package_modules()
+
+
+@pytest.mark.parametrize("path", readme_order())
+def test_a_module_imports_only_what_comes_before_it(path):
+    order = readme_order()
+    earlier = set(order[:order.index(path)])
+    later = {target for target in imported_modules(path)
+             if target not in earlier and not target.endswith("/__init__.py")
+             and (path, target) not in EXCEPTIONS}
+    # A package's __init__ gathers its own modules: importing it counts as importing them.
+    for target in imported_modules(path):
+        if target.endswith("/__init__.py") and target != "minitransformer/__init__.py":
+            folder = os.path.dirname(target) + "/"
+            later |= {m for m in order if m.startswith(folder) and m not in earlier
+                      and m != path and (path, m) not in EXCEPTIONS}
+    assert not later, f"{path} imports {sorted(later)}, which the README lists after it"

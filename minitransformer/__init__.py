@@ -1,7 +1,8 @@
 """minitransformer: why attention trains all tokens at once, in code you can read.
 
-Reading order (see README "Reading the source"): backend -> tensor -> ops/ ->
-functional -> gradcheck -> trace -> nn/ -> optim -> translation/.
+Reading order (README "Reading the source", checked by tests/test_reading_order.py):
+backend -> _tensor -> ops/ -> functional -> _gradcheck -> analysis -> trace -> nn/ ->
+optim -> distributed -> this file -> translation/ -> benchmarks/ -> cli.
 """
 from . import backend, functional
 from .backend import gpu_available, manual_seed, set_default_device, default_device, synchronize
@@ -11,8 +12,8 @@ from .functional import (  # noqa: F401  (the public function API)
     stack, sub, tanh, transpose, where,
 )
 from .functional import max, mean, sum  # noqa: F401,A004  (shadow builtins on purpose, as numpy)
-from .gradcheck import GradcheckError, gradcheck
-from .tensor import (
+from ._gradcheck import GradcheckError, gradcheck
+from ._tensor import (
     Function, Tensor, arange, full, is_grad_enabled, no_grad, ones, ones_like, rand, rand_like,
     randn, randn_like, tensor, zeros, zeros_like,
 )

@@ -73,7 +73,7 @@ import sys
 import time
 
 from . import backend
-from .tensor import Function, Tensor, no_grad
+from ._tensor import Function, Tensor, no_grad
 
 # Variables that MPI launchers set in every process they start (Open MPI; MPICH, Intel
 # MPI and MVAPICH through PMI; MVAPICH's own). One of them present: we run under mpiexec.

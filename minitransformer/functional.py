@@ -12,7 +12,7 @@ import builtins
 
 from . import backend
 from .ops import elementwise, matmul as _matmul, nn as _nn, reduction, shape as _shape
-from .tensor import Tensor
+from ._tensor import Tensor
 
 
 # ---------------------------------------------------------------- helpers

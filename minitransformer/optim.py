@@ -19,7 +19,7 @@ Typical loop::
 import math
 
 from . import backend
-from .tensor import Tensor, no_grad
+from ._tensor import Tensor, no_grad
 
 
 class Optimizer:

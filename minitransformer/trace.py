@@ -62,17 +62,13 @@ token: the number of sequential ops that information from the first input token
 must pass through to reach the last output token.
 """
 import contextlib
-import importlib
 import itertools
 import time
 
+from . import _tensor as _engine   # the engine module, where the ``_tracer`` hook lives
 from . import analysis, backend
+from ._tensor import Tensor
 from .ops import dependence, matmul
-from .tensor import Tensor
-
-# The engine module, where the ``_tracer`` hook lives. (``from . import tensor``
-# would give the function ``minitransformer.tensor``, which shadows the module.)
-_engine = importlib.import_module(".tensor", __package__)
 
 # Node ids are unique across all traces of the process, so a tensor made inside an
 # earlier trace (its ``_trace_node`` is that trace's id) is never mistaken for one

@@ -229,7 +229,7 @@ def test_lstm_launches_per_time_step():
 
 @pytest.mark.xfail(strict=True, reason="12 launches a step today: 1 fused kernel, 2 matmuls, "
                    "2 gradient sums, and 7 for the slices' gradients (IndexedGrad.add_to in "
-                   "tensor.py costs 2 each, plus a zeros buffer); see the GPU-readiness report")
+                   "_tensor.py costs 2 each, plus a zeros buffer); see the GPU-readiness report")
 def test_lstm_backward_launches_per_time_step():
     _, backward_4 = _lstm_launches(4)
     _, backward_12 = _lstm_launches(12)

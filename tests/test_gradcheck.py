@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
-from minitransformer.tensor import Function
+from minitransformer._tensor import Function
 
 
 class _WrongSquare(Function):

@@ -1,6 +1,6 @@
 """The README's reading order is true: every module of the package is listed, and each
 imports only modules listed before it, so a reader never meets a name that is explained
-later. One exception, named in the README: ``tensor.py`` gives ``Tensor`` its operator
+later. One exception, named in the README: ``_tensor.py`` gives ``Tensor`` its operator
 methods (``a + b``, ``a @ b``) through ``functional.py``, imported at its bottom."""
 import ast
 import os
@@ -10,7 +10,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "minitransformer")
-EXCEPTIONS = {("minitransformer/tensor.py", "minitransformer/functional.py")}
+EXCEPTIONS = {("minitransformer/_tensor.py", "minitransformer/functional.py")}
 
 
 def readme_order():
@@ -94,3 +94,21 @@ def test_a_module_imports_only_what_comes_before_it(path):
             later |= {m for m in order if m.startswith(folder) and m not in earlier
                       and m != path and (path, m) not in EXCEPTIONS}
     assert not later, f"{path} imports {sorted(later)}, which the README lists after it"
+
+
+def test_no_name_shadows_its_module():
+    """``from minitransformer.x import x`` must never replace the module ``x`` by a function
+    of the same name in its package (``torch`` renamed its ``tensor.py`` for this reason)."""
+    import importlib
+    import pkgutil
+    import types
+    for package_name in ("minitransformer", "minitransformer.nn", "minitransformer.ops",
+                         "minitransformer.translation", "minitransformer.benchmarks"):
+        package = importlib.import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name == "__main__":          # importing it would run the command line
+                continue
+            module = importlib.import_module(f"{package_name}.{info.name}")
+            attribute = getattr(package, info.name)
+            assert isinstance(attribute, types.ModuleType) and attribute is module, \
+                f"{package_name}.{info.name} is {attribute!r}, not the module"

@@ -4,7 +4,6 @@ The recurrent and attention computations here are written with functional ops,
 so that these tests check the tracer alone, whatever the nn layers do; a few tests
 at the end run the nn layers too when they exist.
 """
-import importlib
 import json
 import math
 
@@ -17,8 +16,7 @@ from minitransformer.trace import trace
 
 from .conftest import to_host
 
-# The engine module (``mt.tensor`` is the constructor function, not the module).
-_engine = importlib.import_module("minitransformer.tensor")
+from minitransformer import _tensor as _engine   # the engine module (mt.tensor is a function)
 
 
 # ---------------------------------------------------------------- small models
@@ -448,7 +446,7 @@ def test_the_fused_lstm_cell_reads_the_same_elements_as_its_equations():
 def test_blockwise_attention_span_grows_with_the_key_blocks():
     _nn_layers_or_skip()
     from minitransformer.nn.attention import scaled_dot_product_attention
-    from minitransformer.nn.blockwise_attention import blockwise_attention
+    from minitransformer.nn.blockwise import blockwise_attention
     forward, backward, standard = [], [], []
     for n in (8, 16, 32, 64):        # 2, 4, 8, 16 blocks of 4 keys
         q = mt.randn(1, 2, n, 8, requires_grad=True)

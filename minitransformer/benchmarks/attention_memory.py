@@ -27,7 +27,7 @@ import time
 import tracemalloc
 
 from .. import analysis, backend, nn
-from ..tensor import Tensor
+from .._tensor import Tensor
 from . import common
 
 VARIANTS = ("standard", "blockwise")

@@ -29,7 +29,7 @@ import os
 import time
 
 from .. import analysis, backend
-from ..tensor import Tensor, no_grad
+from .._tensor import Tensor, no_grad
 from ..translation.cached_decoding import CachedTransformerDecoder
 from ..translation.decode import greedy_decode
 from ..translation.models import RNNTranslator, TransformerTranslator

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from .. import backend, nn
-from ..tensor import tensor
+from .._tensor import tensor
 from . import common
 
 

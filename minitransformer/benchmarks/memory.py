@@ -31,7 +31,7 @@ import os
 import time
 
 from .. import analysis, backend, nn, optim
-from ..tensor import Tensor
+from .._tensor import Tensor
 from . import common, seq_scaling
 
 ATTENTION_LENGTHS = (64, 128, 256, 512, 1024, 2048)

@@ -9,7 +9,7 @@ Ratio = engine time / hand-written time: 1.0 would mean the engine costs nothing
 import statistics
 
 from .. import backend, nn
-from ..tensor import Tensor
+from .._tensor import Tensor
 from . import common, reference
 
 TARGETS = {"attention": 1.15, "lstm": 1.3}

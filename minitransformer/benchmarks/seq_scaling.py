@@ -32,7 +32,7 @@ import math
 import time
 
 from .. import analysis, backend, nn
-from ..tensor import Tensor
+from .._tensor import Tensor
 from ..trace import trace
 from . import common, matmul_peak
 

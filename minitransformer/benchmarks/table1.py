@@ -33,7 +33,7 @@ import os
 import time
 
 from .. import analysis, backend
-from ..tensor import no_grad, randn
+from .._tensor import no_grad, randn
 from ..trace import trace
 from . import common
 

@@ -43,7 +43,7 @@ import random
 import statistics
 
 from .. import backend
-from ..tensor import Tensor
+from .._tensor import Tensor
 from . import common, seq_scaling
 
 # Largest acceptable ratio engine time / PyTorch time, per comparison.
@@ -227,7 +227,7 @@ def make_translator_base_pair(torch, data_dir, n_batches=8, batch_size=128, drop
     pairs only, for a quick test: learning from all 29,000 takes minutes). The logits
     are compared before any step, in eval mode (no dropout), on the first batch.
     """
-    from ..tensor import no_grad
+    from .._tensor import no_grad
     from ..translation.batching import encode_pairs, make_batches
     from ..translation.data import load_data
     from ..translation.train import new_trainer

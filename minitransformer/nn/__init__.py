@@ -1,15 +1,16 @@
 """Layers, as in ``torch.nn``. Read in this order:
 
-``module`` (Module, Parameter) -> ``layers`` (Linear, Embedding, LayerNorm,
-Dropout) -> ``recurrent`` (RNN, LSTM: a loop over time) -> ``attention``
-(all tokens at once) -> ``blockwise_attention`` (the same, in memory linear
-in n) -> ``transformer`` (the encoder and decoder layers) -> ``loss``.
+``module`` (Module, Parameter) -> ``init`` -> ``layers`` (Linear, Embedding,
+LayerNorm, Dropout) -> ``masks`` -> ``recurrent`` (RNN, LSTM: a loop over time) ->
+``blockwise`` (attention in memory linear in n) -> ``attention`` (all tokens at
+once; MultiheadAttention) -> ``transformer`` (the encoder and decoder layers) ->
+``loss``.
 """
 from . import init
 from .attention import (
     MultiheadAttention, causal_mask, masked_softmax, scaled_dot_product_attention,
 )
-from .blockwise_attention import blockwise_attention
+from .blockwise import blockwise_attention
 from .layers import Dropout, Embedding, LayerNorm, Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import Module, ModuleList, Parameter

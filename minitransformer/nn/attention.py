@@ -21,8 +21,8 @@ import math
 from .. import backend
 from .. import functional as F
 from ..ops.nn import softmax_span
-from ..tensor import Function, Tensor
-from .blockwise_attention import blockwise_attention
+from .._tensor import Function, Tensor
+from .blockwise import blockwise_attention
 from .layers import Linear
 from .masks import (
     causal_mask, check_query_key_value, key_padding_mask_for_scores, mask_array, merge_masks,

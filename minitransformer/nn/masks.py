@@ -6,7 +6,7 @@ Masks follow ``torch.nn.MultiheadAttention``:
 * a **float** mask is added to the scores (-inf hides a key, a finite value biases it).
 
 A mask broadcasts to the scores, (..., L, S): L queries against S keys. Both
-attention formulas (``attention.py``, ``blockwise_attention.py``) read their masks
+attention formulas (``attention.py``, ``blockwise.py``) read their masks
 through the helpers below, so that each kind of mask is built in one way:
 
 * :func:`causal_mask` -- the future hidden (a decoder must not see what it is to predict);
@@ -20,7 +20,7 @@ through the helpers below, so that each kind of mask is built in one way:
 import math
 
 from .. import backend
-from ..tensor import Tensor
+from .._tensor import Tensor
 
 
 # ---------------------------------------------------------------- building masks

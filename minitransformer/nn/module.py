@@ -17,7 +17,7 @@ holds the right objects.
 import math
 
 from .. import backend
-from ..tensor import Tensor
+from .._tensor import Tensor
 
 
 class Parameter(Tensor):

@@ -19,7 +19,7 @@ import math
 from .. import backend
 from .. import functional as F
 from ..ops import dependence
-from ..tensor import Function, zeros
+from .._tensor import Function, zeros
 from .module import Module, uniform_parameter
 
 _NONLINEARITIES = {"tanh": F.tanh, "relu": F.relu}

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from .. import backend
 from .. import functional as F
-from ..tensor import Tensor
+from .._tensor import Tensor
 from .attention import KeyValueCache, MultiheadAttention
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList

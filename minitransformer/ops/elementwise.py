@@ -9,7 +9,7 @@ own processor -- and each output element reads the same element of each input
 import math
 
 from .. import backend
-from ..tensor import Function, unbroadcast
+from .._tensor import Function, unbroadcast
 from . import dependence
 
 

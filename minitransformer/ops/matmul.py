@@ -12,7 +12,7 @@ BLAS kernel busy. The same trick makes the weight gradient one product.
 import math
 
 from .. import backend
-from ..tensor import Function, unbroadcast
+from .._tensor import Function, unbroadcast
 from . import dependence
 
 

@@ -7,7 +7,7 @@ fused for the same reasons: a short closed-form backward instead of a long chain
 of small ops.
 """
 from .. import backend
-from ..tensor import Function
+from .._tensor import Function
 from . import dependence
 
 

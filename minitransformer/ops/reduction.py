@@ -7,7 +7,7 @@ r numbers reduce in a tree of ⌈log2 r⌉ pairwise steps; each output element r
 every input element along the reduced axes.
 """
 from .. import backend
-from ..tensor import Function
+from .._tensor import Function
 from . import dependence
 
 

@@ -7,7 +7,7 @@ once), and its dependence rule is the op itself applied to the depth arrays: an
 element's dependences travel with it.
 """
 from .. import backend
-from ..tensor import Function, IndexedGrad
+from .._tensor import Function, IndexedGrad
 from . import dependence
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from .. import backend
 from ..nn.attention import causal_mask as nn_causal_mask
-from ..tensor import Tensor, tensor
+from .._tensor import Tensor, tensor
 from .vocab import Vocabulary
 
 _np = backend.numpy  # host arrays: batches are built on the CPU, then moved

@@ -14,7 +14,7 @@ Both functions work on any translator with the interface of ``models.py``:
 """
 from .. import backend
 from ..functional import log_softmax
-from ..tensor import Tensor, no_grad
+from .._tensor import Tensor, no_grad
 
 CHECK_EVERY = 4  # greedy decoding looks for the end of every sentence every 4 tokens
 

@@ -10,7 +10,7 @@ import os
 import time
 
 from .. import analysis, backend
-from ..tensor import no_grad
+from .._tensor import no_grad
 from ..trace import trace
 from .batching import encode_pairs, make_batch
 from .bleu import corpus_bleu

@@ -20,7 +20,7 @@ import math
 from .. import backend
 from .. import functional as F
 from .. import nn
-from ..tensor import Tensor, zeros_like
+from .._tensor import Tensor, zeros_like
 
 
 class TransformerTranslator(nn.Module):

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .. import backend, optim
 from ..functional import cross_entropy
-from ..tensor import no_grad
+from .._tensor import no_grad
 from ..trace import trace
 from . import checkpoint
 from .batching import encode_pairs, make_batches

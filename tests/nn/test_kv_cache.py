@@ -7,7 +7,7 @@ import minitransformer as mt
 from minitransformer import nn
 from minitransformer.nn.attention import KeyValueCache
 from minitransformer.nn.transformer import DecoderLayerCache
-from minitransformer.tensor import no_grad
+from minitransformer._tensor import no_grad
 
 TOL = dict(rtol=1e-10, atol=1e-10)   # float64: only the order of the sums differs
 

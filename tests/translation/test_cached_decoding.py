@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import minitransformer as mt
-from minitransformer.tensor import Tensor, no_grad
+from minitransformer._tensor import Tensor, no_grad
 from minitransformer.translation.cached_decoding import CachedTransformerDecoder
 from minitransformer.translation.decode import beam_search, greedy_decode
 from minitransformer.translation.models import RNNTranslator, TransformerTranslator

@@ -29,7 +29,7 @@ import math
 
 from .. import backend
 from ..ops import dependence
-from ..tensor import Function, unbroadcast
+from .._tensor import Function, unbroadcast
 from .masks import check_query_key_value, mask_array
 
 

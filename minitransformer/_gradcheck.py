@@ -11,7 +11,7 @@ v makes one backward check every output at once (a wrong entry of the Jacobian
 would have to cancel exactly against v to go unnoticed).
 """
 from . import backend
-from .tensor import Tensor, no_grad
+from ._tensor import Tensor, no_grad
 
 
 class GradcheckError(AssertionError):

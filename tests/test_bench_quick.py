@@ -13,6 +13,7 @@ def read_rows(path):
         return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
+@pytest.mark.slow
 def test_decoding_writes_one_row_per_method_and_length(tmp_path):
     decoding.main(["--lengths", "2", "4", "--batch", "2", "--repeats", "1",
                    "--out-dir", str(tmp_path)])
@@ -74,6 +75,7 @@ def test_bench_suite_reports_a_failure_and_goes_on(tmp_path, monkeypatch):
     assert summary[1]["result"] == f"ran --device cpu --out-dir {tmp_path}"
 
 
+@pytest.mark.slow
 def test_cli_bench_name_passes_the_flags_through(tmp_path):
     """`bench table1 FLAGS` and `table1 FLAGS` are one command with one set of flags."""
     for command, out in ((["bench", "table1"], "a"), (["table1"], "b")):

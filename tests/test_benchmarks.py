@@ -63,6 +63,7 @@ def test_overhead_runs(tmp_path):
     assert len(read_rows(tmp_path / "overhead.csv")) == 4
 
 
+@pytest.mark.slow
 def test_memory_runs(tmp_path):
     loop, attention = memory.run(steps=3, batch=2, seq=4, dim=8, heads=2, attention_lengths=[4, 8],
                                  attention_batch=2, attention_dim=8, attention_heads=2,
@@ -95,6 +96,7 @@ def test_vs_pytorch_skips_or_runs(tmp_path):
         assert all(r["max_output_difference"] < 1e-4 for r in rows)
 
 
+@pytest.mark.slow
 def test_vs_pytorch_multi30k_row_skips_without_data(tmp_path):
     if vs_pytorch.import_torch() is None:
         pytest.skip("PyTorch is not installed (vs_pytorch is optional)")
@@ -202,6 +204,7 @@ def test_table1_measures_the_papers_shape(layer):
         assert len(per_token) == 1
 
 
+@pytest.mark.slow
 def test_table1_main_writes_the_csv(tmp_path, capsys):
     _nn_layers_or_skip()
     assert table1.main(["--d", "8", "--ns", "4", "8", "--out-dir", str(tmp_path)]) == 0

@@ -239,7 +239,7 @@ def build_parser():
     train.add_argument("--minutes", type=positive_float, default=None,
                        help="stop after this many minutes")
     train.add_argument("--batch-size", type=positive_int, default=None,
-                       help="at most this many pairs per batch (default 64)")
+                       help="at most this many pairs per batch (default 64; 128 with --size base)")
     train.add_argument("--batch-tokens", type=positive_int, default=None,
                        help="at most this many padded tokens per batch")
     train.add_argument("--lr", type=positive_float, default=None,

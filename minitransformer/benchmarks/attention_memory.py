@@ -23,7 +23,6 @@ Writes bench/results/<device>/attention_memory.csv (and .png with matplotlib)
 and prints the table and the fitted slopes of log(peak) against log(n).
 """
 import math
-import time
 import tracemalloc
 
 from .. import analysis, backend, nn

@@ -474,7 +474,7 @@ def main(argv=None):
     comment = "\n".join([
         f"data_parallel on {where}; OPENBLAS_NUM_THREADS=1 per rank; repeats={args.repeats} "
         f"(medians; each step starts after a barrier; the slowest rank's time)",
-        f"tiny presets, float32, Adam; global batches of the built-in corpus, split over the ranks",
+        "tiny presets, float32, Adam; global batches of the built-in corpus, split over the ranks",
         f"fitted link (two ranks, shared memory): alpha={link[0] * 1e6:.1f} us per ring step, "
         f"beta={link[1] / 1e9:.2f} GB/s",
     ] + [f"fitted compute {k}: {f['seconds_per_op'] * 1e6:.1f} us per op, "

@@ -36,8 +36,8 @@ MODELS = ("transformer", "lstm")
 BUCKETS = ((1, 10), (11, 20), (21, None))   # source length in words
 DATA_DIRS = (os.path.join("..", "shared", "data", "multi30k"), os.path.join("data", "multi30k"))
 FILES = {"train": "train.tsv", "valid": "val.tsv", "test": "test2016.tsv"}
-FULL = dict(minutes=60.0, size="base", train_options=())
-QUICK = dict(minutes=2.0, size="tiny", train_options=())
+FULL = dict(minutes=60.0, size="base")
+QUICK = dict(minutes=2.0, size="tiny")
 
 
 def find_data(data_dir=None):

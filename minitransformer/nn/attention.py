@@ -21,7 +21,7 @@ import math
 from .. import backend
 from .. import functional as F
 from ..ops.nn import softmax_span
-from .._tensor import Function, Tensor
+from .._tensor import Function
 from .blockwise import blockwise_attention
 from .layers import Linear
 from .masks import (

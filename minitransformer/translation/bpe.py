@@ -28,7 +28,7 @@ import heapq
 import re
 from collections import Counter, defaultdict
 
-from .vocab import SPECIALS, UNK, Vocabulary
+from .vocab import SPECIALS, UNK, Vocabulary, read_ids
 
 _NUM_BYTES = 256
 _FIRST_BYTE_ID = len(SPECIALS)                 # byte b has id 4 + b
@@ -180,20 +180,6 @@ class BPEVocabulary:
         return ids
 
     # ---------------------------------------------------------------- decoding
-    def _read(self, ids, strip_special):
-        """The ids a decoder should read: up to the first ``<eos>``, without
-        ``<pad>``/``<bos>`` (with ``strip_special``), as ints."""
-        if hasattr(ids, "tolist"):  # Tensor, NumPy or CuPy array
-            ids = ids.tolist()
-        for i in ids:
-            i = int(i)
-            if strip_special:
-                if i == self.eos_id:
-                    return
-                if i in (self.pad_id, self.bos_id):
-                    continue
-            yield i
-
     def _is_text(self, i):
         return len(SPECIALS) <= i < len(self.token_bytes)
 
@@ -210,14 +196,14 @@ class BPEVocabulary:
         """Ids (a list, array or 1-d Tensor) -> a list of token strings, e.g. to label
         an attention map. With ``strip_special``, reading stops at the first ``<eos>``
         and ``<pad>``/``<bos>`` are dropped."""
-        return [self.id_to_token(i) for i in self._read(ids, strip_special)]
+        return [self.id_to_token(i) for i in read_ids(ids, strip_special)]
 
     def decode(self, ids, strip_special=True):
         """Ids -> the sentence: the tokens' bytes joined and decoded as UTF-8 (invalid
         byte runs become U+FFFD). Specials that are kept, and ids outside the
         vocabulary (as ``<unk>``), appear by name."""
         pieces, run = [], bytearray()
-        for i in self._read(ids, strip_special):
+        for i in read_ids(ids, strip_special):
             if self._is_text(i):
                 run += self.token_bytes[i]
             else:

@@ -52,6 +52,22 @@ def detokenize(tokens):
     return "".join(out)
 
 
+def read_ids(ids, strip_special=True):
+    """The ids (a list, array or 1-d Tensor) a vocabulary should turn into text, as
+    ints: with ``strip_special``, up to the first ``<eos>`` and without ``<pad>`` and
+    ``<bos>`` (the special ids are the same in every vocabulary of this package)."""
+    if hasattr(ids, "tolist"):  # Tensor, NumPy or CuPy array
+        ids = ids.tolist()
+    for i in ids:
+        i = int(i)
+        if strip_special:
+            if i == Vocabulary.eos_id:
+                return
+            if i in (Vocabulary.pad_id, Vocabulary.bos_id):
+                continue
+        yield i
+
+
 class Vocabulary:
     """A numbering of tokens: ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3, then
     the corpus tokens (most frequent first, ties in alphabetical order, so the
@@ -124,18 +140,7 @@ class Vocabulary:
         """Ids (a list, array or 1-d Tensor) -> a list of tokens. With
         ``strip_special``, reading stops at the first ``<eos>`` (what a decoder emits
         after it means nothing) and ``<pad>``/``<bos>`` are dropped; ``<unk>`` stays."""
-        if hasattr(ids, "tolist"):  # Tensor, NumPy or CuPy array
-            ids = ids.tolist()
-        tokens = []
-        for i in ids:
-            i = int(i)
-            if strip_special:
-                if i == self.eos_id:
-                    break
-                if i in (self.pad_id, self.bos_id):
-                    continue
-            tokens.append(self.id_to_token(i))
-        return tokens
+        return [self.id_to_token(i) for i in read_ids(ids, strip_special)]
 
     def decode(self, ids, strip_special=True):
         """Ids -> a sentence string (see :meth:`decode_tokens` and :func:`detokenize`)."""

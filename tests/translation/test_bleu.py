@@ -115,7 +115,7 @@ def test_score_is_a_float_with_a_signature():
     assert bleu_score(["a", "b"], [["a"], ["b", "c"]]).signature().startswith("nrefs:var|")
     line = score.format()
     assert line.startswith(f"BLEU|{score.signature()} = {score:.2f} ")
-    assert line.endswith(f"(BP = 1.000 ratio = 1.000 hyp_len = 7 ref_len = 7)")
+    assert line.endswith("(BP = 1.000 ratio = 1.000 hyp_len = 7 ref_len = 7)")
     assert score.format(signature=False).startswith(f"BLEU = {score:.2f} 85.7/")
 
 

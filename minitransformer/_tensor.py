@@ -15,6 +15,7 @@ Reverse-mode automatic differentiation in three pieces:
   builds a graph thousands of ops deep, deeper than Python's recursion limit.
 """
 import contextlib
+import numbers
 
 from . import backend
 
@@ -382,6 +383,11 @@ class IndexedGrad:
     def add_to(self, dense):
         if self.repeats:
             backend.scatter_add(dense, self.index, self.values)
+        elif _selects_a_view(self.index, dense.ndim):
+            # ``dense[index] += values`` would read the slot, add, then write it back
+            # (two kernels on a GPU); adding into a view of the slot is one.
+            slot = dense[self.index]
+            slot += self.values
         else:
             dense[self.index] += self.values
 
@@ -389,6 +395,20 @@ class IndexedGrad:
         full = backend.array_module(self.values).zeros(self.shape, dtype=self.dtype)
         self.add_to(full)
         return full
+
+
+def _selects_a_view(index, ndim):
+    """True when ``x[index]`` is a view of an array x with ``ndim`` dimensions: basic
+    indexing (integers, slices, ``...``, None) that leaves at least one dimension
+    (NumPy gives a scalar copy, not a view, for a single element)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    integers = 0
+    for part in parts:
+        if isinstance(part, numbers.Integral) and not isinstance(part, bool):
+            integers += 1
+        elif not (part is None or part is Ellipsis or isinstance(part, slice)):
+            return False            # an array or a boolean: advanced indexing copies
+    return integers < ndim
 
 
 def run_backward(root, grad, retain_graph=False):
@@ -471,8 +491,13 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     xp = backend.xp_for(device)
     if dtype is None:
         dtype = data.dtype if backend.is_array(data) else _float_default(data, backend.numpy)
-    array = xp.array(backend.to_device(data, device) if backend.is_array(data) else data,
-                     dtype=backend.as_dtype(dtype))
+    dtype = backend.as_dtype(dtype)
+    if backend.is_array(data) and backend.device_of(data) != device:
+        # Convert where the data is, then move it: the move is the copy (one transfer,
+        # not a transfer and then a copy on the device).
+        array = backend.to_device(data.astype(dtype, copy=False), device)
+    else:
+        array = xp.array(data, dtype=dtype)
     return Tensor(array, requires_grad=requires_grad)
 
 

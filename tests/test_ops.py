@@ -123,6 +123,7 @@ def test_reshape_and_transpose(device):
 
 @pytest.mark.parametrize("index", [
     (slice(None), 1), (Ellipsis, slice(1, 3)), (0, slice(None, None, -1)), (None, 1),
+    (1, 2), (np.int64(2),),                         # one element; a NumPy integer
     (np.array([0, 2, 0, 0]),),                     # repeated integer indices
     (slice(None), np.array([[1, 1], [0, 2]])),      # integer array on a later axis
 ])
@@ -131,6 +132,15 @@ def test_getitem(device, index):
     idx = tuple(mt.backend.to_device(i, device) if isinstance(i, np.ndarray) else i for i in index)
     np.testing.assert_array_equal(to_host(x[idx]), x.numpy()[index])
     assert mt.gradcheck(lambda t: t[idx] * 1.5, [x])
+
+
+def test_gradients_of_several_slices_of_one_tensor_add_up(device):
+    # Each slice's gradient is added into one buffer in place, through a view of its
+    # slot where indexing gives one (see IndexedGrad.add_to): overlapping slots add.
+    x = leaf((3, 4), device)
+    mask = mt.tensor(x.numpy() > 0, device=device)
+    assert mt.gradcheck(lambda t: (t[:, 1] * t[:, 2]).sum() + (t[1, 2] * t[0]).sum()
+                        + t[mask].sum() + (t[..., 1:3] ** 2).sum(), [x])
 
 
 def test_getitem_repeated_indices_scatter_add(device):

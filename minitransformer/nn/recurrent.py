@@ -200,12 +200,13 @@ class LSTMCellUpdate(Function):
         return xp.stack([hidden, new_cell])               # (2, batch, hidden)
 
 
-def lstm_step(x_proj, hidden, cell, weight_hh_t):
+def lstm_step(x_proj, state, weight_hh_t):
     """One LSTM step. x_proj: (batch, 4·hidden), the projected input of this step;
-    hidden, cell: (batch, hidden); weight_hh_t: W_hhᵀ (hidden, 4·hidden).
-    Returns the new (hidden, cell). The gate equations are in :func:`lstm_cell_forward`."""
-    both = LSTMCellUpdate.apply(x_proj, hidden @ weight_hh_t, cell)   # (2, batch, hidden)
-    return both[0], both[1]
+    state: (2, batch, hidden), the hidden state and the cell stacked (the step's op
+    has one output); weight_hh_t: W_hhᵀ (hidden, 4·hidden). Returns the new state
+    (2, batch, hidden). The gate equations are in :func:`lstm_cell_forward`."""
+    hidden, cell = state[0], state[1]
+    return LSTMCellUpdate.apply(x_proj, hidden @ weight_hh_t, cell)
 
 
 # ---------------------------------------------------------------- checks
@@ -295,7 +296,8 @@ class LSTMCell(_CellBase):
     def forward(self, input, hx=None):
         h0, c0 = hx if hx is not None else (None, None)
         x, batched, (hidden, cell) = self._prepare(input, (h0, c0), ("hx[0]", "hx[1]"))
-        hidden, cell = lstm_step(self._project(x), hidden, cell, self.weight_hh.T)
+        state = lstm_step(self._project(x), F.stack([hidden, cell]), self.weight_hh.T)
+        hidden, cell = state[0], state[1]
         if not batched:
             hidden, cell = hidden.reshape(-1), cell.reshape(-1)
         return hidden, cell
@@ -450,13 +452,16 @@ class LSTM(_RecurrentBase):
         for k in range(self.num_layers):
             x_proj = self._project(x, k)                  # (seq, batch, 4·hidden): all steps at once
             weight_hh_t = getattr(self, f"weight_hh_l{k}").T
-            hidden, cell = h0[k], c0[k]                   # (batch, hidden) each
-            outputs = []
+            state = F.stack([h0[k], c0[k]])               # (2, batch, hidden): hidden, cell
+            states = []
             for t in range(x.shape[0]):                   # sequential: step t waits for step t-1
-                hidden, cell = lstm_step(x_proj[t], hidden, cell, weight_hh_t)
-                outputs.append(hidden)
-            x = self._between_layers(F.stack(outputs), k)  # (seq, batch, hidden)
-            final_hidden.append(hidden)
-            final_cell.append(cell)
+                state = lstm_step(x_proj[t], state, weight_hh_t)
+                states.append(state)
+            # Each step's hidden state, row 0 of its state. Stacking whole states (not
+            # state[0]) lets backward give each step's state one gradient array to
+            # add into, not two pieces to sum first: one kernel less per step on a GPU.
+            x = self._between_layers(F.stack(states)[:, 0], k)   # (seq, batch, hidden)
+            final_hidden.append(state[0])
+            final_cell.append(state[1])
         output, (h_n, c_n) = self._finish(x, [final_hidden, final_cell], batched)
         return output, (h_n, c_n)

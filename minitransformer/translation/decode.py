@@ -85,12 +85,9 @@ def beam_search(model, src, src_padding_mask, bos_id, eos_id, beam_size=4, max_l
         finished = [[] for _ in range(batch)]    # (normalised score, ids) per sentence
         for step in range(1, max_len + 1):
             logits, state = model.decode_step(state, Tensor(tokens))
-            log_probs = backend.to_numpy(log_softmax(logits, axis=-1).data).astype(np.float64)
-            vocab = log_probs.shape[-1]
-            candidates = (scores[:, :, None] + log_probs.reshape(batch, beam_size, vocab))
-            flat = candidates.reshape(batch, -1)
-            # 2·beam candidates per sentence: enough to refill the beam after some end.
-            best = np.argsort(-flat, axis=1, kind="stable")[:, :2 * beam_size]
+            vocab = logits.shape[-1]
+            best, best_scores = _best_candidates(scores, log_softmax(logits, axis=-1).data,
+                                                 2 * beam_size)
             new_scores = np.full((batch, beam_size), -np.inf)
             new_history = [[[] for _ in range(beam_size)] for _ in range(batch)]
             source_rows = np.repeat(np.arange(batch)[:, None] * beam_size, beam_size, axis=1)
@@ -99,8 +96,7 @@ def beam_search(model, src, src_padding_mask, bos_id, eos_id, beam_size=4, max_l
                 if len(finished[b]) >= beam_size:
                     continue   # this sentence is done; its rows idle on <eos>
                 k = 0
-                for idx in best[b]:
-                    score = flat[b, idx]
+                for idx, score in zip(best[b], best_scores[b]):
                     if not np.isfinite(score) or k == beam_size:
                         break
                     beam, token = divmod(int(idx), vocab)
@@ -123,6 +119,34 @@ def beam_search(model, src, src_padding_mask, bos_id, eos_id, beam_size=4, max_l
                                if np.isfinite(scores[b, k])]
         results.append(max(pool, key=lambda item: item[0])[1])
     return results
+
+
+def _best_candidates(scores, log_probs, width):
+    """The ``width`` best continuations of each sentence, best first.
+
+    scores: (batch, beam) NumPy float64, each live beam's summed log-probability
+    (-inf for an empty slot); log_probs: (batch·beam, vocab), the next token's, on
+    the model's device. A continuation is (beam, token), numbered beam·vocab + token.
+    Returns (ids, scores), each (batch, width) NumPy arrays. 2·beam candidates are
+    enough to refill the beam after some of them end. They are chosen where the
+    log-probabilities are, so one small array crosses to the host per token, not
+    the whole (batch·beam, vocab) table.
+    """
+    xp, np = backend.array_module(log_probs), backend.numpy
+    batch, beam = scores.shape
+    vocab = log_probs.shape[-1]
+    candidates = (xp.asarray(scores)[:, :, None]
+                  + log_probs.astype("float64").reshape(batch, beam, vocab))
+    flat = candidates.reshape(batch, beam * vocab)
+    width = min(width, beam * vocab)
+    ids = xp.argpartition(-flat, width - 1, axis=1)[:, :width]    # the best, unordered
+    chosen = xp.take_along_axis(flat, ids, axis=1)
+    # One transfer for both: ids (< beam·vocab) are exact in float64.
+    chosen, ids = backend.to_numpy(xp.stack([chosen, ids.astype("float64")]))
+    ids = ids.astype(np.int64)
+    # Best first; among equal scores the lower id first, as a stable sort of all would.
+    order = np.lexsort((ids, -chosen), axis=-1)
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(chosen, order, axis=1)
 
 
 def _length_norm(length, length_penalty):

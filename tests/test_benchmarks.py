@@ -204,6 +204,40 @@ def test_table1_measures_the_papers_shape(layer):
         assert len(per_token) == 1
 
 
+def test_timed_runs_follow_an_untimed_warm_up(monkeypatch):
+    """On a GPU the first pass compiles the kernels: Table 1 and the time-to-BLEU race
+    must not time it (audit W7). Both record what ran before their first clock read."""
+    from minitransformer.benchmarks import time_to_bleu
+    from minitransformer.trace import trace as real_trace
+    from minitransformer.translation.batching import encode_pairs, make_batch
+    from minitransformer.translation.grammar import load_corpus
+    from minitransformer.translation.train import new_trainer
+    events = []
+    layer = table1.build_layer("attention", 8, 1, "cpu")
+    monkeypatch.setattr(table1, "build_layer", lambda *args: lambda x: (events.append("run"), layer(x))[1])
+    monkeypatch.setattr(table1, "trace", lambda: (events.append("clock"), real_trace())[1])
+    table1.measure("attention", 4, d=8)
+    assert events == ["run", "clock", "run"]
+
+    events.clear()
+    pairs = load_corpus(size=40, seed=0)["train"]
+    trainer = new_trainer("lstm", pairs, size="tiny", batch_size=8)
+    # The warm-up changes no weight and leaves no gradient behind.
+    before = [p.data.copy() for p in trainer.model.parameters()]
+    time_to_bleu.warm_up(trainer, make_batch(encode_pairs(pairs[:8], trainer.src_vocab,
+                                                          trainer.tgt_vocab)))
+    for a, p in zip(before, trainer.model.parameters()):
+        np.testing.assert_array_equal(a, p.data)
+        assert p.grad is None or not p.grad.any()
+    loss, timer = trainer.loss, time_to_bleu.backend.timer
+    monkeypatch.setattr(trainer, "loss", lambda batch: (events.append("loss"), loss(batch))[1])
+    monkeypatch.setattr(time_to_bleu.backend, "timer",
+                        lambda device: (events.append("clock"), timer(device))[1])
+    time_to_bleu.train_until(trainer, pairs, lambda: {"score": 1.0}, "score", 0.5, budget=60,
+                             eval_every=1, log=lambda line: None)
+    assert events[:3] == ["loss", "clock", "loss"] and trainer.step == 1
+
+
 @pytest.mark.slow
 def test_table1_main_writes_the_csv(tmp_path, capsys):
     _nn_layers_or_skip()

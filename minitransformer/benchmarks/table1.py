@@ -80,6 +80,8 @@ def measure(layer, n, d=64, heads=1, device="cpu", seed=0):
     backend.manual_seed(seed)
     run = build_layer(layer, d, heads, device)
     x = randn(1, n, d, device=device)          # (batch 1, n tokens, d features)
+    with no_grad():
+        run(x)      # untimed warm-up: on a GPU the first pass compiles every kernel (seconds)
     with no_grad(), trace() as t:               # forward only: no graph kept for backward
         t.watch_position(x, axis=1, position=0)
         output = run(x)

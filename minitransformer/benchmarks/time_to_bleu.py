@@ -17,7 +17,8 @@ budget) and records when each first reaches fixed scores:
   (the CSV of curves records both).
 
 The clock is the *training* clock: the time inside training steps (forward,
-backward, optimizer; the GPU synchronised before each reading). Evaluation every
+backward, optimizer; the GPU synchronised before each reading), started after one
+untimed warm-up pass (:func:`warm_up`). Evaluation every
 ``eval_every`` steps (greedy decoding, with the key/value cache for the
 Transformer) and batching are excluded. A model stops at its budget of training
 seconds, or once it reaches the highest threshold.
@@ -80,6 +81,7 @@ def train_until(trainer, train_pairs, evaluate, metric, target, budget, eval_eve
     device = trainer.device
     examples = encode_pairs(train_pairs, trainer.src_vocab, trainer.tgt_vocab)
     clock, epoch, curve = 0.0, 0, []
+    warm_up(trainer, make_batches(examples[:trainer.settings.batch_size], device=device)[0])
     while True:
         for batch in make_batches(examples, trainer.settings.batch_size, shuffle=True,
                                   seed=trainer.settings.seed + epoch, device=device):
@@ -95,6 +97,16 @@ def train_until(trainer, train_pairs, evaluate, metric, target, budget, eval_eve
                 if scores[metric] >= target or out_of_time:
                     return curve
         epoch += 1
+
+
+def warm_up(trainer, batch):
+    """One forward and backward pass, untimed, its gradients dropped (no optimizer
+    step, so the model is unchanged). On a GPU the first pass compiles every kernel,
+    which takes seconds: charged to the first timed step, it would bias the race by
+    whichever model happens to use more kernels."""
+    trainer.model.train()
+    trainer.loss(batch).backward()
+    trainer.optimizer.zero_grad()
 
 
 def first_crossings(curve, metric, thresholds):

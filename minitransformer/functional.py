@@ -82,7 +82,14 @@ def sub(a, b):
 
 def mul(a, b):
     """a * b, broadcasting."""
+    number, x = (a, b) if _is_number(a) else (b, a)
+    if _is_number(number) and isinstance(x, Tensor) and x.dtype.kind == "f":
+        return elementwise.MulNumber.apply(x, number=number)
     return _binary(elementwise.Mul, a, b, "mul")
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def div(a, b):

@@ -48,6 +48,20 @@ def test_operators_and_scalars(device):
     assert mt.gradcheck(lambda t: (2 * t - 1) / (t + 3) * t ** 2.5 - 4 / t, [x])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_multiplying_by_a_number_keeps_the_dtype(device, dtype):
+    x = mt.tensor(np.linspace(-1, 1, 6).reshape(2, 3), dtype=dtype, device=device,
+                  requires_grad=True)
+    for y, factor in ((x * 0.1, 0.1), (0.1 * x, 0.1), (x * 3, 3)):
+        assert y.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(to_host(y), to_host(x) * np.dtype(dtype).type(factor))
+    (x * 0.125).sum().backward()
+    np.testing.assert_array_equal(to_host(x.grad), np.full((2, 3), 0.125, dtype=dtype))
+    # An integer tensor keeps its integer arithmetic: the number takes its dtype.
+    ids = mt.tensor([1, 2, 3], device=device)
+    assert (ids * 2).dtype == np.dtype("int64") and to_host(ids * 2).tolist() == [2, 4, 6]
+
+
 @pytest.mark.parametrize("exponent", [2, 3, 0.5, -1.5])
 def test_pow(device, exponent):
     x = leaf((3, 4), device, positive=True)

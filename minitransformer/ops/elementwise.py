@@ -65,6 +65,26 @@ class Mul(_Binary):
         return grad_a, grad_b
 
 
+class MulNumber(_Elementwise):
+    """``x * number`` for a Python number ``number`` (attention's 1/√d, the
+    embeddings' √d). The number reaches the multiplication as a scalar of x's dtype:
+    on a GPU, a kernel argument. As an operand of :class:`Mul` it would first become
+    a one-element array sent to the device: a copy and a kernel more, each time."""
+    name = "mul"        # the same multiplication in a trace
+    number = None
+
+    def forward(self, x):
+        self.out_size = x.size
+        self.factor = x.dtype.type(self.number)
+        return x * self.factor
+
+    def backward(self, grad):
+        return (grad * self.factor,)
+
+    def flops(self):
+        return self.out_size
+
+
 class Div(_Binary):
     def forward(self, a, b):
         out = a / b

@@ -74,6 +74,16 @@ def test_a_host_array_becomes_a_gpu_tensor_in_one_copy(gpu_stats):
     assert x.dtype == np.dtype("int64")
 
 
+def test_multiplying_by_a_number_sends_nothing_to_the_gpu(gpu_stats):
+    # attention's query · 1/√d and the embeddings' · √d: the number is a kernel argument
+    x = mt.randn(4, 8, device="gpu", requires_grad=True)
+    gpu_stats.reset()
+    y = x * 0.125
+    assert (gpu_stats.h2d, gpu_stats.launches) == (0, 1)
+    y.backward(mt.ones(4, 8, device="gpu"))
+    assert (gpu_stats.h2d, gpu_stats.syncs) == (0, 0)
+
+
 def test_stand_in_flags_unsynchronised_clock_reads(gpu_stats):
     import sys
     from tests import fake_cupy
@@ -245,6 +255,24 @@ def test_lstm_backward_launches_per_time_step():
     _, backward_12 = _lstm_launches(12)
     per_step_backward = (backward_12 - backward_4) / 8
     assert per_step_backward <= 8, per_step_backward
+
+
+def test_masked_softmax_launches():
+    """Forward: the mask's where, the row maximum, the fused exp, the row sum and the
+    fused normalisation; backward: grad·w, its row sum and the fused gradient (audit S6:
+    about ten launches forward before)."""
+    from tests import fake_cupy
+    from minitransformer.nn.attention import masked_softmax
+    scores = mt.randn(2, 3, 5, 5, device="gpu", requires_grad=True)
+    hide = mt.tensor(np.triu(np.ones((5, 5), dtype=bool), k=1), device="gpu")
+    fake_cupy.STATS.reset()
+    weights = masked_softmax(scores, hide)
+    forward = fake_cupy.STATS.launches
+    grad = mt.randn(2, 3, 5, 5, device="gpu")
+    fake_cupy.STATS.reset()
+    weights.backward(grad)
+    assert (forward, fake_cupy.STATS.launches - 1) == (5, 3)     # less the leaf's grad copy
+    assert fake_cupy.STATS.h2d == 0
 
 
 def _adam_launches(n_params, clip):

@@ -8,7 +8,7 @@ import pytest
 
 import minitransformer as mt
 from minitransformer import backend, optim
-from minitransformer.nn import recurrent
+from minitransformer.nn import attention, recurrent
 
 pytestmark = pytest.mark.gpu
 
@@ -73,3 +73,26 @@ def test_adam_kernel_matches_its_reference(decoupled):
     expected = optim.adam_update_reference(grad, *scalars, param.copy(), m.copy(), v.copy())
     for g, c in zip((p_gpu, m_gpu, v_gpu), expected):
         np.testing.assert_allclose(backend.to_numpy(g), c, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float32", 2e-6), ("float64", 1e-12)])
+def test_softmax_kernels_match_their_references(dtype, rtol):
+    import cupy
+    rng = np.random.default_rng(2)
+    scores = rng.standard_normal((2, 4, 6)).astype(dtype) * 3
+    scores[0, 1, :] = -np.inf                          # a row with every key hidden
+    peak = scores.max(axis=-1, keepdims=True)
+    weights = attention.exp_shifted(scores, peak)
+    total = weights.sum(axis=-1, keepdims=True)
+    grad = rng.standard_normal(scores.shape).astype(dtype)
+    dot = rng.standard_normal(total.shape).astype(dtype)
+    cases = [(attention._EXP_SHIFTED_KERNEL, (scores, peak), weights),
+             (attention._NORMALISE_KERNEL, (total,), attention.normalise(weights, total)),
+             (attention._SOFTMAX_BACKWARD_KERNEL, (attention.normalise(weights, total), grad, dot),
+              attention.softmax_backward(attention.normalise(weights, total), grad, dot))]
+    for kernel, inputs, expected in cases:
+        # The normalisation reads its output (the weights) before overwriting it.
+        out = cupy.asarray(weights) if kernel is attention._NORMALISE_KERNEL else cupy.empty(scores.shape, dtype)
+        kernel(*[cupy.asarray(a) for a in inputs], out)
+        np.testing.assert_allclose(backend.to_numpy(out), expected, rtol=rtol, atol=rtol)
+    assert not np.isnan(expected).any()

@@ -32,6 +32,45 @@ from .module import Module, constant_parameter, uniform_parameter, xavier_bound
 
 
 # ---------------------------------------------------------------- masked softmax
+def exp_shifted(scores, peak):
+    """exp(scores - peak), each row shifted by its maximum ``peak`` (…, 1) so that no
+    exponential overflows. A row whose keys are all hidden has peak -inf: it is
+    shifted by 0 instead, so its weights come out 0, not exp(-inf + inf) = NaN."""
+    xp = backend.array_module(scores)
+    return xp.exp(scores - xp.where(xp.isfinite(peak), peak, peak.dtype.type(0)))
+
+
+def normalise(weights, total):
+    """weights / total, ``total`` (…, 1) the row sums; a row of zeros stays zeros."""
+    xp = backend.array_module(weights)
+    return weights / xp.where(total > 0, total, total.dtype.type(1))
+
+
+def softmax_backward(weights, grad, dot):
+    """The gradient of the scores: w · (grad - Σ grad·w), ``dot`` (…, 1) that sum."""
+    return weights * (grad - dot)
+
+
+# On a GPU each of these elementwise steps is one kernel, not the three or four that
+# the NumPy expressions above launch (where, subtract, exp, ...): the softmax is a few
+# passes over the (batch, heads, L, S) scores, so at large n its launches and memory
+# passes are its cost. The functions above are the readable version and what the CPU runs.
+_EXP_SHIFTED_KERNEL = backend.ElementwiseKernel(
+    "minitransformer_softmax_exp", "T scores, T peak", "T weights",
+    "weights = exp(scores - (isfinite(peak) ? peak : (T)0));",
+    reference=lambda scores, peak, *outputs: exp_shifted(scores, peak))
+
+_NORMALISE_KERNEL = backend.ElementwiseKernel(
+    "minitransformer_softmax_normalise", "T total", "T weights",
+    "weights = weights / (total > 0 ? total : (T)1);",    # weights: read, then overwritten
+    reference=lambda total, weights: normalise(weights, total))
+
+_SOFTMAX_BACKWARD_KERNEL = backend.ElementwiseKernel(
+    "minitransformer_softmax_backward", "T weights, T grad, T dot", "T grad_scores",
+    "grad_scores = weights * (grad - dot);",
+    reference=lambda weights, grad, dot, *outputs: softmax_backward(weights, grad, dot))
+
+
 class MaskedSoftmax(Function):
     """Softmax over the last axis, where ``hide`` (a boolean array that broadcasts
     to the scores, True = may not attend) forces a weight of exactly 0.
@@ -46,17 +85,26 @@ class MaskedSoftmax(Function):
         xp = backend.array_module(scores)
         if self.hide is not None:
             scores = xp.where(self.hide, scores.dtype.type(-math.inf), scores)
-        peak = scores.max(axis=-1, keepdims=True)
-        peak = xp.where(xp.isfinite(peak), peak, peak.dtype.type(0))  # all hidden: max is -inf
-        weights = xp.exp(scores - peak)
-        total = weights.sum(axis=-1, keepdims=True)
-        weights /= xp.where(total > 0, total, total.dtype.type(1))     # all hidden: 0 / 1 = 0
+        peak = scores.max(axis=-1, keepdims=True)                # (…, L, 1)
+        if backend.device_of(scores) == "gpu":
+            weights = xp.empty(scores.shape, dtype=scores.dtype)
+            _EXP_SHIFTED_KERNEL(scores, peak, weights)
+            _NORMALISE_KERNEL(weights.sum(axis=-1, keepdims=True), weights)
+        else:
+            weights = exp_shifted(scores, peak)
+            weights = normalise(weights, weights.sum(axis=-1, keepdims=True))
         self.out = weights
         return weights
 
     def backward(self, grad):
-        w = self.out
-        return (w * (grad - (grad * w).sum(axis=-1, keepdims=True)),)
+        weights = self.out
+        dot = (grad * weights).sum(axis=-1, keepdims=True)       # (…, L, 1)
+        if backend.device_of(weights) == "gpu":
+            xp = backend.array_module(weights)
+            grad_scores = xp.empty(weights.shape, dtype=weights.dtype)
+            _SOFTMAX_BACKWARD_KERNEL(weights, grad, dot, grad_scores)
+            return (grad_scores,)
+        return (softmax_backward(weights, grad, dot),)
 
     def flops(self):
         return 4 * self.out.size

@@ -232,7 +232,11 @@ def _index_arrays(index, device):
 
 
 def getitem(x, index):
-    """``x[index]``: ints, slices, None, Ellipsis, integer arrays, boolean masks."""
+    """``x[index]``: ints, slices, None, Ellipsis, integer arrays, boolean masks.
+
+    An integer array with an entry out of range raises IndexError on the CPU, but on
+    a GPU CuPy wraps it around and reads another element without a word (checking
+    would make the GPU wait): check indices where they are made."""
     index = _index_arrays(index, x.device)
     try:  # the array module validates the index; forward runs before any graph is built
         return _shape.GetItem.apply(x, index=index)

@@ -29,6 +29,7 @@ several ops, and leaf accumulation, are not ops and are not counted.
 """
 import csv
 import heapq
+import io
 import json
 import math
 import os
@@ -444,6 +445,20 @@ def pyplot():
     return plt
 
 
+def save_png(fig, path, dpi=120):
+    """Write matplotlib figure ``fig`` to ``path`` as a PNG of at most 256 colours, and
+    close it. A plot has few colours, so the palette loses nothing visible and the file
+    is about a third of the full-colour one (the PNGs of bench/results/ are committed)."""
+    from PIL import Image            # installed with matplotlib, which made ``fig``
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    pyplot().close(fig)
+    _make_parent(path)
+    image = Image.open(buffer).convert("RGB").quantize(colors=256)
+    image.save(path, format="PNG", optimize=True)
+    return path
+
+
 def plot_timeline(nodes, path, title=None):
     """A timeline of the ops (one lane per op kind, matmuls at the top) as a PNG.
 
@@ -465,9 +480,7 @@ def plot_timeline(nodes, path, title=None):
                   "gaps are Python, engine and tracer time between ops")
     ax.set_title(title or "ops over time")
     fig.tight_layout()
-    _make_parent(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path)
     return True
 
 

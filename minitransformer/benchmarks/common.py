@@ -247,8 +247,7 @@ def scaling_axes(ax, xlabel, ylabel, title=None, title_size=10, legend_size=8):
 
 
 def save_figure(fig, path):
-    """Lay ``fig`` out, write it to ``path`` (120 dpi) and free it; returns ``path``."""
+    """Lay ``fig`` out, write it to ``path`` (a 120-dpi PNG, see analysis.save_png) and
+    free it; returns ``path``."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    analysis.pyplot().close(fig)
-    return path
+    return analysis.save_png(fig, path)

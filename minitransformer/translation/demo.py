@@ -43,9 +43,7 @@ def save_attention_png(weights, source_tokens, target_tokens, path, title):
     ax.set_yticks(range(len(target_tokens)), target_tokens)
     ax.set_title(title)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    analysis.save_png(fig, path)
     return path
 
 

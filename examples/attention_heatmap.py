@@ -14,29 +14,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone
 
-from minitransformer.translation.data import load_data  # noqa: E402
 from minitransformer.translation.demo import (  # noqa: E402
-    attention_map_text, save_attention_png, sentence_attention,
+    attention_map_text, load_or_train, save_attention_png, sentence_attention,
 )
-from minitransformer.translation.train import Trainer, new_trainer  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Show where a translator looks.")
 parser.add_argument("checkpoint", nargs="?", help="directory (default checkpoints/transformer)")
 parser.add_argument("sentence", nargs="?", default="The woman knows that the child reads a book.")
 args = parser.parse_args()
 
-directory = args.checkpoint or "checkpoints/transformer"
-if os.path.exists(directory) or args.checkpoint:
-    try:
-        trainer = Trainer.load(directory)
-    except FileNotFoundError as error:
-        sys.exit(f"attention_heatmap.py: {error}")
-else:
-    print(f"No checkpoint in {directory}: training a tiny Transformer for 20 s first.")
-    data = load_data(corpus_size=20000, seed=0)
-    trainer = new_trainer("transformer", data["train"])
-    trainer.fit(data["train"], data["valid"], epochs=100, time_budget=20, log_every=100,
-                bleu_limit=0)
+trainer = load_or_train(args.checkpoint, "attention_heatmap.py")
 
 target = trainer.translate([args.sentence])[0]
 print(f"\n{args.sentence}\n-> {target}\n")

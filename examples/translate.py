@@ -12,8 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clone
 
-from minitransformer.translation.data import load_data  # noqa: E402
-from minitransformer.translation.train import Trainer, new_trainer  # noqa: E402
+from minitransformer.translation.demo import load_or_train  # noqa: E402
 
 parser = argparse.ArgumentParser(description="Translate English sentences into German.")
 parser.add_argument("checkpoint", nargs="?", help="directory (default checkpoints/transformer)")
@@ -22,18 +21,7 @@ parser.add_argument("sentences", nargs="*", default=[
     "Today the children play in the garden."])
 args = parser.parse_args()
 
-directory = args.checkpoint or "checkpoints/transformer"
-if os.path.exists(directory) or args.checkpoint:
-    try:
-        trainer = Trainer.load(directory)
-    except FileNotFoundError as error:
-        sys.exit(f"translate.py: {error}")
-else:
-    print(f"No checkpoint in {directory}: training a tiny Transformer for 20 s first.")
-    data = load_data(corpus_size=20000, seed=0)
-    trainer = new_trainer("transformer", data["train"])
-    trainer.fit(data["train"], data["valid"], epochs=100, time_budget=20, log_every=100,
-                bleu_limit=0)
+trainer = load_or_train(args.checkpoint, "translate.py")
 
 for sentence, greedy, beam in zip(args.sentences, trainer.translate(args.sentences),
                                   trainer.translate(args.sentences, beam_size=4)):

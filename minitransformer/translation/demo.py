@@ -15,7 +15,7 @@ from ..trace import trace
 from .batching import encode_pairs, make_batch
 from .bleu import corpus_bleu
 from .data import load_data
-from .train import new_trainer
+from .train import Trainer, new_trainer
 
 SHADES = " .:-=+*#%@"   # attention weight 0 .. 1 as a character
 
@@ -30,6 +30,25 @@ def attention_map_text(weights, source_tokens, target_tokens):
         lines.append(f"{token:>{width}}  {shades}")
     lines.append("source: " + "  ".join(f"{i % 10}={t}" for i, t in enumerate(source_tokens)))
     return "\n".join(lines)
+
+
+def load_or_train(checkpoint, program, seconds=20):
+    """The translator saved in ``checkpoint`` (a directory, or None for
+    checkpoints/transformer). Where there is none and none was named, a tiny
+    Transformer trained for ``seconds`` on the built-in corpus: the examples run on a
+    fresh clone. A named checkpoint that cannot be read ends ``program`` with the error."""
+    directory = checkpoint or os.path.join("checkpoints", "transformer")
+    if os.path.exists(directory) or checkpoint:
+        try:
+            return Trainer.load(directory)
+        except FileNotFoundError as error:
+            raise SystemExit(f"{program}: {error}") from None
+    print(f"No checkpoint in {directory}: training a tiny Transformer for {seconds} s first.")
+    data = load_data(corpus_size=20000, seed=0)
+    trainer = new_trainer("transformer", data["train"])
+    trainer.fit(data["train"], data["valid"], epochs=100, time_budget=seconds, log_every=100,
+                bleu_limit=0)
+    return trainer
 
 
 def save_attention_png(weights, source_tokens, target_tokens, path, title):

@@ -115,11 +115,14 @@ def first_crossings(curve, metric, thresholds):
 
 
 def race(task, n, train_pairs, eval_pairs, metric, thresholds, budget, eval_every, device,
-         log, **settings):
-    """Train both models on one task; returns (threshold rows, curve rows)."""
+         log, transformer_lr=None, **settings):
+    """Train both models on one task; returns (threshold rows, curve rows).
+    ``transformer_lr``: the Transformer's peak rate (default: the paper's, d^-0.5 ·
+    warmup^-0.5); the LSTM keeps its own."""
     rows, curves = [], []
     for kind in MODELS:
-        trainer = new_trainer(kind, train_pairs, device=device, **settings)
+        lr = transformer_lr if kind == "transformer" else None
+        trainer = new_trainer(kind, train_pairs, device=device, lr=lr, **settings)
         log(f"  {task}{'' if n is None else f' n={n}'}: {kind}, "
             f"{trainer.model.num_parameters():,} parameters, budget {budget:.0f} s")
         if metric == "bleu":
@@ -143,9 +146,10 @@ def race(task, n, train_pairs, eval_pairs, metric, thresholds, budget, eval_ever
 
 def run(device="cpu", budget=600.0, mirror_budget=120.0, lengths=MIRROR_LENGTHS,
         eval_every=100, mirror_eval_every=50, eval_sentences=200, corpus_size=20000,
-        mirror_pairs=20000, batch_size=64, log=print):
+        mirror_pairs=20000, batch_size=64, mirror_lr=None, log=print):
     """Both races: the corpus, then the mirror task at every length. Returns
-    (threshold rows, curve rows)."""
+    (threshold rows, curve rows). ``mirror_lr``: the Transformer's peak rate on the
+    mirror task (see :func:`race`)."""
     rows, curves = [], []
     if budget > 0:
         data = load_data(corpus_size=corpus_size, seed=0)
@@ -156,7 +160,8 @@ def run(device="cpu", budget=600.0, mirror_budget=120.0, lengths=MIRROR_LENGTHS,
         train = make_task("mirror", mirror_pairs, n, seed=1)
         test = make_task("mirror", eval_sentences, n, seed=2)
         r, c = race("mirror", n, train, test, "token_accuracy", ACCURACY_THRESHOLDS,
-                    mirror_budget, mirror_eval_every, device, log, batch_size=batch_size)
+                    mirror_budget, mirror_eval_every, device, log, batch_size=batch_size,
+                    transformer_lr=mirror_lr)
         rows, curves = rows + r, curves + c
     return rows, curves
 
@@ -217,9 +222,13 @@ def main(argv=None):
                         help="mirror lengths (default 16 32 64 128, quick 16)")
     parser.add_argument("--eval-every", type=int, default=None, help="steps between evaluations")
     parser.add_argument("--eval-sentences", type=int, default=None)
+    parser.add_argument("--mirror-lr", type=float, default=None,
+                        help="the Transformer's peak learning rate on the mirror task "
+                             "(default: the paper's, d^-0.5 · warmup^-0.5 = 6.25e-3 for the "
+                             "tiny model)")
     args = common.parse(parser, argv)
     preset = dict(QUICK if args.quick else FULL)
-    for key in ("budget", "mirror_budget", "lengths", "eval_sentences"):
+    for key in ("budget", "mirror_budget", "lengths", "eval_sentences", "mirror_lr"):
         if getattr(args, key) is not None:
             preset[key] = getattr(args, key)
     if args.eval_every is not None:

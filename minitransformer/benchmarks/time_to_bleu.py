@@ -115,14 +115,16 @@ def first_crossings(curve, metric, thresholds):
 
 
 def race(task, n, train_pairs, eval_pairs, metric, thresholds, budget, eval_every, device,
-         log, transformer_lr=None, **settings):
+         log, transformer_lr=None, transformer_warmup=None, **settings):
     """Train both models on one task; returns (threshold rows, curve rows).
-    ``transformer_lr``: the Transformer's peak rate (default: the paper's, d^-0.5 ·
-    warmup^-0.5); the LSTM keeps its own."""
+    ``transformer_lr``, ``transformer_warmup``: the Transformer's peak rate and warm-up
+    steps (default: the paper's peak d^-0.5 · warmup^-0.5 after 400 steps); the LSTM
+    keeps its own recipe."""
     rows, curves = [], []
     for kind in MODELS:
-        lr = transformer_lr if kind == "transformer" else None
-        trainer = new_trainer(kind, train_pairs, device=device, lr=lr, **settings)
+        schedule = (dict(lr=transformer_lr, warmup=transformer_warmup)
+                    if kind == "transformer" else {})
+        trainer = new_trainer(kind, train_pairs, device=device, **schedule, **settings)
         log(f"  {task}{'' if n is None else f' n={n}'}: {kind}, "
             f"{trainer.model.num_parameters():,} parameters, budget {budget:.0f} s")
         if metric == "bleu":
@@ -146,10 +148,10 @@ def race(task, n, train_pairs, eval_pairs, metric, thresholds, budget, eval_ever
 
 def run(device="cpu", budget=600.0, mirror_budget=120.0, lengths=MIRROR_LENGTHS,
         eval_every=100, mirror_eval_every=50, eval_sentences=200, corpus_size=20000,
-        mirror_pairs=20000, batch_size=64, mirror_lr=None, log=print):
+        mirror_pairs=20000, batch_size=64, mirror_lr=None, mirror_warmup=None, log=print):
     """Both races: the corpus, then the mirror task at every length. Returns
-    (threshold rows, curve rows). ``mirror_lr``: the Transformer's peak rate on the
-    mirror task (see :func:`race`)."""
+    (threshold rows, curve rows). ``mirror_lr``, ``mirror_warmup``: the Transformer's
+    peak rate and warm-up on the mirror task (see :func:`race`)."""
     rows, curves = [], []
     if budget > 0:
         data = load_data(corpus_size=corpus_size, seed=0)
@@ -161,7 +163,7 @@ def run(device="cpu", budget=600.0, mirror_budget=120.0, lengths=MIRROR_LENGTHS,
         test = make_task("mirror", eval_sentences, n, seed=2)
         r, c = race("mirror", n, train, test, "token_accuracy", ACCURACY_THRESHOLDS,
                     mirror_budget, mirror_eval_every, device, log, batch_size=batch_size,
-                    transformer_lr=mirror_lr)
+                    transformer_lr=mirror_lr, transformer_warmup=mirror_warmup)
         rows, curves = rows + r, curves + c
     return rows, curves
 
@@ -226,9 +228,12 @@ def main(argv=None):
                         help="the Transformer's peak learning rate on the mirror task "
                              "(default: the paper's, d^-0.5 · warmup^-0.5 = 6.25e-3 for the "
                              "tiny model)")
+    parser.add_argument("--mirror-warmup", type=int, default=None,
+                        help="the Transformer's warm-up steps on the mirror task (default 400)")
     args = common.parse(parser, argv)
     preset = dict(QUICK if args.quick else FULL)
-    for key in ("budget", "mirror_budget", "lengths", "eval_sentences", "mirror_lr"):
+    for key in ("budget", "mirror_budget", "lengths", "eval_sentences", "mirror_lr",
+                "mirror_warmup"):
         if getattr(args, key) is not None:
             preset[key] = getattr(args, key)
     if args.eval_every is not None:

@@ -29,6 +29,7 @@ def read_rows(path):
         return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
+@pytest.mark.slow
 def test_matmul_peak_runs(tmp_path):
     rows = matmul_peak.run(repeats=1, quick=True, min_time=0.0)
     assert matmul_peak.peak_gflops(rows) > 0
@@ -56,6 +57,7 @@ def test_seq_scaling_skips_what_the_budget_cannot_hold():
     assert all(r["status"].startswith("skipped") for r in rows)
 
 
+@pytest.mark.slow
 def test_overhead_runs(tmp_path):
     rows = overhead.main(["--batch", "2", "--d", "8", "--heads", "2", "--lengths", "4", "8",
                           "--repeats", "1", "--out-dir", str(tmp_path)])
@@ -204,6 +206,7 @@ def test_table1_measures_the_papers_shape(layer):
         assert len(per_token) == 1
 
 
+@pytest.mark.slow
 def test_timed_runs_follow_an_untimed_warm_up(monkeypatch):
     """On a GPU the first pass compiles the kernels: Table 1 and the time-to-BLEU race
     must not time it (audit W7). Both record what ran before their first clock read."""

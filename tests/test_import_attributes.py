@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_nn_and_optim_are_attributes_after_a_plain_import():
     code = ("import minitransformer as mt\n"
             "layer = mt.nn.Linear(3, 2)\n"

@@ -282,6 +282,7 @@ def test_path_length_through_a_causal_rnn_does_not_flow_backwards():
     assert np.all(np.isfinite(to_host(depth)))
 
 
+@pytest.mark.slow
 # ---------------------------------------------------------------- reports and export
 def test_report_table_lists_matmuls_first_and_exports(tmp_path):
     t, _ = traced(attention_forward, 8, backward=True)

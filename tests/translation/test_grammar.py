@@ -197,6 +197,7 @@ def test_building_errors_are_clear():
         verb("know")  # two verbs: kennen and wissen; frame= picks one
 
 
+@pytest.mark.slow
 # ---------------------------------------------------------------- the generated corpus
 def test_generation_is_deterministic_per_seed():
     assert generate_pairs(300, seed=7) == generate_pairs(300, seed=7)
@@ -228,6 +229,7 @@ def test_subordinate_clauses_end_with_a_finite_verb():
                 assert clause_words[-1] in finite, de
 
 
+@pytest.mark.slow
 def test_load_corpus_splits_are_disjoint_and_sized():
     corpus = load_corpus(size=3000, seed=5)
     assert [len(corpus[k]) for k in ("train", "valid", "test")] == [2400, 300, 300]

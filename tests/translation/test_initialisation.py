@@ -37,7 +37,7 @@ def assert_near_uniform(trainer, pairs):
 
 
 @pytest.mark.parametrize("kind", ["transformer", "lstm", "rnn"])
-@pytest.mark.parametrize("size", ["tiny", "small"])
+@pytest.mark.parametrize("size", ["tiny", pytest.param("small", marks=pytest.mark.slow)])
 def test_first_loss_is_near_a_uniform_guess(kind, size):
     pairs = load_corpus(size=600, seed=0)["train"]
     assert_near_uniform(new_trainer(kind, pairs, size=size), pairs[:64])
@@ -53,7 +53,8 @@ def test_first_loss_on_real_sentences_with_subwords(kind):
     assert_near_uniform(trainer, pairs[:64])
 
 
-@pytest.mark.parametrize("size", sorted(PRESETS["transformer"]))
+@pytest.mark.parametrize("size", [pytest.param(size, marks=[] if size == "tiny" else pytest.mark.slow)
+                                  for size in sorted(PRESETS["transformer"])])
 def test_position_signal_is_not_drowned_by_the_embeddings(size):
     pairs = load_corpus(size=300, seed=0)["train"]
     model = new_trainer("transformer", pairs, size=size).model

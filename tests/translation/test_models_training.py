@@ -55,6 +55,7 @@ def test_both_models_share_one_interface(kind):
         batch.tgt_in.shape[1], axis=1)] == 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["transformer", "lstm"])
 def test_beam_search_with_beam_1_equals_greedy(kind):
     trainer = tiny_trainer(kind)
@@ -73,6 +74,7 @@ def test_beam_search_finds_the_trained_translations():
     assert trainer.translate([s for s, _ in PAIRS], beam_size=3) == [normalised(t) for _, t in PAIRS]
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_gives_identical_translations(tmp_path):
     trainer = tiny_trainer("transformer")
     trainer.fit(PAIRS, PAIRS, epochs=10, **QUIET)
@@ -85,6 +87,7 @@ def test_checkpoint_round_trip_gives_identical_translations(tmp_path):
         np.testing.assert_array_equal(loaded.model.state_dict()[name], value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["transformer", "lstm"])
 def test_resume_continues_the_same_loss_curve(tmp_path, kind):
     straight = tiny_trainer(kind, dropout=0.1)   # dropout: the random state must resume too
@@ -97,6 +100,7 @@ def test_resume_continues_the_same_loss_curve(tmp_path, kind):
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
 
 
+@pytest.mark.slow
 def test_two_seeded_runs_give_the_same_losses():
     losses = []
     for _ in range(2):

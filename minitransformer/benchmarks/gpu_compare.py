@@ -15,11 +15,11 @@ matrix products (CUPY_TF32=1) by ~1e-3. gpu_check.sh runs with CUPY_TF32=0.
 import copy
 import time
 
-import numpy as np
-
 from .. import backend, nn
 from .._tensor import tensor
 from . import common
+
+np = backend.numpy   # host arrays: inputs built and results compared on the CPU
 
 
 def _relative(a, b):

@@ -15,7 +15,8 @@ from . import backend, distributed
 # takes all of them from its checkpoint, so giving one with --resume is an error.
 _FIXED_BY_CHECKPOINT = ("model", "size", "data", "valid", "test", "reverse", "max_tokens",
                         "corpus_size", "vocab", "vocab_size", "min_freq", "batch_size",
-                        "batch_tokens", "lr", "warmup", "seed", "average_last", "average_every")
+                        "batch_tokens", "lr", "warmup", "seed", "average_last", "average_every",
+                        "label_smoothing", "clip", "adam_beta2", "dropout")
 
 
 class CommandError(Exception):
@@ -36,6 +37,17 @@ def _positive(kind):
 
 
 positive_int, positive_float = _positive(int), _positive(float)
+
+
+def fraction(text):
+    """A float in [0, 1): a probability to spread or drop, a decay rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
 
 
 def _add_common(parser):
@@ -105,7 +117,9 @@ def cmd_train(args):
                               min_freq=args.min_freq or 1, data=data_args, comm=comm,
                               batch_size=args.batch_size, batch_tokens=args.batch_tokens,
                               lr=args.lr, warmup=args.warmup, seed=args.seed,
-                              average_last=args.average_last, average_every=args.average_every)
+                              average_last=args.average_last, average_every=args.average_every,
+                              label_smoothing=args.label_smoothing, clip=args.clip,
+                              adam_beta2=args.adam_beta2, dropout=args.dropout)
     print(f"{trainer.model.config['kind']}: {trainer.model.num_parameters():,} parameters, "
           f"{len(data['train'])} training pairs, vocabularies {len(trainer.src_vocab)} / "
           f"{len(trainer.tgt_vocab)} ({type(trainer.src_vocab).__name__}), device {device}")
@@ -114,8 +128,8 @@ def cmd_train(args):
               f"of {trainer.settings.batch_size} pairs")
     trainer.fit(data["train"], data["valid"], epochs=args.epochs,
                 time_budget=args.minutes * 60 if args.minutes else None,
-                checkpoint_dir=args.checkpoint, log_every=args.log_every,
-                trace_every=args.trace_every)
+                max_steps=args.max_steps, checkpoint_dir=args.checkpoint,
+                log_every=args.log_every, trace_every=args.trace_every)
     if comm is not None and not comm.is_root:
         return   # rank 0 tests and writes the final checkpoint
     test = data["test"]
@@ -238,6 +252,8 @@ def build_parser():
     train.add_argument("--epochs", type=positive_int, default=20)
     train.add_argument("--minutes", type=positive_float, default=None,
                        help="stop after this many minutes")
+    train.add_argument("--max-steps", type=positive_int, default=None,
+                       help="stop when this many training steps are done in all")
     train.add_argument("--batch-size", type=positive_int, default=None,
                        help="at most this many pairs per batch (default 64; 128 with --size base)")
     train.add_argument("--batch-tokens", type=positive_int, default=None,
@@ -246,6 +262,15 @@ def build_parser():
                        help="Adam's rate; the warm-up peak for the Transformer")
     train.add_argument("--warmup", type=positive_int, default=None,
                        help="warm-up steps (Transformer, default 400)")
+    # The recipe's other choices, each settable so that what it buys can be measured.
+    train.add_argument("--label-smoothing", type=fraction, default=None,
+                       help="probability spread over the vocabulary (default 0.1)")
+    train.add_argument("--clip", type=positive_float, default=None,
+                       help="largest gradient norm (default 1.0)")
+    train.add_argument("--adam-beta2", type=fraction, default=None,
+                       help="Adam's β2 (default 0.98 Transformer, 0.999 recurrent)")
+    train.add_argument("--dropout", type=fraction, default=None,
+                       help="dropout rate of the model (default: the size's preset)")
     train.add_argument("--average-last", type=positive_int, default=None,
                        help="finish with the average of the last K weight snapshots")
     train.add_argument("--average-every", type=positive_int, default=None,

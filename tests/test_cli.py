@@ -9,6 +9,7 @@ import pytest
 from minitransformer.cli import build_parser, main
 from minitransformer.translation.bleu import corpus_bleu
 from minitransformer.translation.grammar import generate_pairs
+from minitransformer.translation.train import Trainer
 
 
 def write_tsv(path, pairs):
@@ -105,10 +106,25 @@ def test_resume_continues_and_refuses_conflicting_options(checkpoint, capsys):
     out = capsys.readouterr().out
     assert "resuming lstm" in out and "at epoch 2" in out and "epoch 3:" in out
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--checkpoint", checkpoint, "--resume", "--size", "small", "--lr", "0.1"])
+        main(["train", "--checkpoint", checkpoint, "--resume", "--size", "small", "--lr", "0.1",
+              "--label-smoothing", "0"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "--size" in err and "--lr" in err and "Traceback" not in err
+    assert "--size" in err and "--lr" in err and "--label-smoothing" in err
+    assert "Traceback" not in err
+
+
+def test_train_takes_each_recipe_choice(tmp_path, capsys):
+    checkpoint = str(tmp_path / "run")
+    main(["train", "--corpus-size", "200", "--max-steps", "3", "--log-every", "1",
+          "--label-smoothing", "0", "--clip", "5", "--adam-beta2", "0.99", "--dropout", "0.2",
+          "--checkpoint", checkpoint])
+    out = capsys.readouterr().out
+    assert "step     3" in out and "step     4" not in out
+    trainer = Trainer.load(checkpoint)
+    assert (trainer.settings.label_smoothing, trainer.settings.clip,
+            trainer.settings.adam_beta2) == (0.0, 5.0, 0.99)
+    assert trainer.model.config["dropout"] == 0.2 and trainer.step == 3
 
 
 def error_of(argv, capsys):
@@ -136,6 +152,9 @@ def test_mistakes_get_one_line_and_status_2(files, tmp_path, capsys):
     assert "too few to split" in line and few in line
     assert "expected a positive float, got -1" in error_of(["train", "--minutes", "-1"], capsys)
     assert "expected a positive int, got 0" in error_of(["train", "--epochs", "0"], capsys)
+    assert "expected a number in [0, 1), got 1.5" in error_of(["train", "--dropout", "1.5"], capsys)
+    assert "expected a number in [0, 1), got 'x'" in error_of(["train", "--adam-beta2", "x"],
+                                                               capsys)
 
 
 def test_a_damaged_checkpoint_is_named_as_such(tmp_path, capsys):

@@ -81,6 +81,8 @@ class TrainingSettings:
     warmup: steps of linear warm-up (Transformer).
     label_smoothing: the share of probability spread over the whole vocabulary.
     clip: the largest gradient norm; larger gradients are scaled down to it.
+    adam_beta2: Adam's second-moment decay. None: 0.98 for the Transformer (the
+        paper's), 0.999 (Adam's default) for a recurrent model.
     seed: weights, shuffling and dropout.
     average_last: at the end, average the weights of the last k snapshots (1: keep the
         last weights). Snapshots are taken every ``average_every`` steps, or at the end
@@ -94,6 +96,7 @@ class TrainingSettings:
     warmup: int = 400
     label_smoothing: float = 0.1
     clip: float = 1.0
+    adam_beta2: float | None = None
     seed: int = 0
     average_last: int = 1
     average_every: int = 0
@@ -109,6 +112,10 @@ class TrainingSettings:
                 raise ValueError(f"{name} must be > 0, got {value}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.clip > 0:
+            raise ValueError(f"clip must be > 0, got {self.clip}")
+        if self.adam_beta2 is not None and not 0 <= self.adam_beta2 < 1:
+            raise ValueError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2}")
         if self.average_every < 0:
             raise ValueError(f"average_every must be >= 0, got {self.average_every}")
 
@@ -152,10 +159,12 @@ class Trainer:
         if model.config["kind"] == "transformer":
             # Adam with β2 = 0.98 (the paper's): a shorter memory of squared gradients
             # reacts sooner when the warm-up raises the rate.
-            self.optimizer = optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9)
+            beta2 = 0.98 if settings.adam_beta2 is None else settings.adam_beta2
+            self.optimizer = optim.Adam(model.parameters(), lr=lr, betas=(0.9, beta2), eps=1e-9)
             self.schedule = optim.InverseSqrtSchedule(self.optimizer, lr, settings.warmup)
         else:
-            self.optimizer = optim.Adam(model.parameters(), lr=lr)
+            beta2 = 0.999 if settings.adam_beta2 is None else settings.adam_beta2
+            self.optimizer = optim.Adam(model.parameters(), lr=lr, betas=(0.9, beta2))
             self.schedule = None
         self.epoch, self.step = 0, 0
         self.history = []   # one dict per epoch
@@ -277,8 +286,9 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
     def fit(self, train_pairs, valid_pairs, epochs, time_budget=None, checkpoint_dir=None,
-            log=print, log_every=50, trace_every=0, bleu_limit=200):
-        """Train for ``epochs`` more epochs, or until ``time_budget`` seconds have passed.
+            log=print, log_every=50, trace_every=0, bleu_limit=200, max_steps=None):
+        """Train for ``epochs`` more epochs, or until ``time_budget`` seconds have passed,
+        or until ``self.step`` reaches ``max_steps`` (steps in all, a resumed run's included).
 
         Prints a progress line every ``log_every`` steps (step, loss, tokens/s, and
         with ``trace_every`` the tracer's matmul share and sequential steps), then
@@ -325,6 +335,8 @@ class Trainer:
                     tokens, tick = 0, now
                 if time_budget and self._anyone(now - start > time_budget):
                     break
+                if max_steps and self.step >= max_steps:
+                    break
             epoch_tokens, train_seconds = epoch_tokens + tokens, train_seconds + now - tick
             # An epoch cut short by the time budget still counts as one: a resumed run
             # starts the next epoch (a fresh shuffle), not the rest of this one.
@@ -346,6 +358,8 @@ class Trainer:
             if checkpoint_dir and root:
                 self.save(checkpoint_dir)
             if time_budget and self._anyone(record["seconds"] > time_budget):
+                break
+            if max_steps and self.step >= max_steps:
                 break
         return self.history
 

@@ -153,3 +153,26 @@ def test_lr_is_honoured_by_every_model(kind):
 def test_unknown_options_are_named():
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['d_modle'\]"):
         new_trainer("transformer", PAIRS, d_modle=32)
+
+
+@pytest.mark.parametrize("kind, default", [("transformer", 0.98), ("lstm", 0.999)])
+def test_adam_beta2_has_a_default_per_model_and_can_be_set(kind, default):
+    assert new_trainer(kind, PAIRS).optimizer.param_groups[0]["betas"] == (0.9, default)
+    trainer = new_trainer(kind, PAIRS, adam_beta2=0.95)
+    assert trainer.optimizer.param_groups[0]["betas"] == (0.9, 0.95)
+
+
+@pytest.mark.parametrize("name, value", [("adam_beta2", 1.0), ("adam_beta2", -0.1),
+                                         ("clip", 0.0), ("label_smoothing", 1.0)])
+def test_bad_recipe_values_are_named(name, value):
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        new_trainer("transformer", PAIRS, **{name: value})
+
+
+def test_max_steps_counts_every_step_a_resumed_run_included(tmp_path):
+    trainer = tiny_trainer("transformer")   # one batch of the 4 pairs: one step an epoch
+    trainer.fit(PAIRS, PAIRS, epochs=10, max_steps=3, checkpoint_dir=tmp_path, **QUIET)
+    assert trainer.step == 3 and trainer.epoch == 3
+    resumed = Trainer.load(tmp_path)
+    resumed.fit(PAIRS, PAIRS, epochs=10, max_steps=5, **QUIET)
+    assert resumed.step == 5

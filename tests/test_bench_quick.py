@@ -44,8 +44,10 @@ def test_time_to_bleu_records_thresholds_and_curves(tmp_path):
 @pytest.mark.slow   # a benchmark smoke run: over a second of CPU
 def test_time_to_bleu_main_writes_its_csv_files(tmp_path):
     time_to_bleu.main(["--budget", "0", "--mirror-budget", "0.2", "--lengths", "3",
-                       "--eval-every", "1", "--eval-sentences", "3", "--out-dir", str(tmp_path)])
-    assert {r["task"] for r in read_rows(tmp_path / "time_to_bleu.csv")} == {"mirror"}
+                       "--eval-every", "1", "--eval-sentences", "3", "--models", "transformer",
+                       "--out-dir", str(tmp_path)])
+    rows = read_rows(tmp_path / "time_to_bleu.csv")
+    assert {(r["task"], r["model"]) for r in rows} == {("mirror", "transformer")}
     assert read_rows(tmp_path / "time_to_bleu_curves.csv")
 
 

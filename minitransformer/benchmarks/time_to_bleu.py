@@ -115,13 +115,13 @@ def first_crossings(curve, metric, thresholds):
 
 
 def race(task, n, train_pairs, eval_pairs, metric, thresholds, budget, eval_every, device,
-         log, transformer_lr=None, transformer_warmup=None, **settings):
-    """Train both models on one task; returns (threshold rows, curve rows).
+         log, transformer_lr=None, transformer_warmup=None, models=MODELS, **settings):
+    """Train each of ``models`` (default both) on one task; returns (threshold rows, curve rows).
     ``transformer_lr``, ``transformer_warmup``: the Transformer's peak rate and warm-up
     steps (default: the paper's peak d^-0.5 · warmup^-0.5 after 400 steps); the LSTM
     keeps its own recipe."""
     rows, curves = [], []
-    for kind in MODELS:
+    for kind in models:
         schedule = (dict(lr=transformer_lr, warmup=transformer_warmup)
                     if kind == "transformer" else {})
         trainer = new_trainer(kind, train_pairs, device=device, **schedule, **settings)
@@ -148,22 +148,25 @@ def race(task, n, train_pairs, eval_pairs, metric, thresholds, budget, eval_ever
 
 def run(device="cpu", budget=600.0, mirror_budget=120.0, lengths=MIRROR_LENGTHS,
         eval_every=100, mirror_eval_every=50, eval_sentences=200, corpus_size=20000,
-        mirror_pairs=20000, batch_size=64, mirror_lr=None, mirror_warmup=None, log=print):
+        mirror_pairs=20000, batch_size=64, mirror_lr=None, mirror_warmup=None,
+        models=MODELS, log=print):
     """Both races: the corpus, then the mirror task at every length. Returns
     (threshold rows, curve rows). ``mirror_lr``, ``mirror_warmup``: the Transformer's
-    peak rate and warm-up on the mirror task (see :func:`race`)."""
+    peak rate and warm-up on the mirror task (see :func:`race`). ``models``: which
+    of the two run (one alone: a long budget for the one that needs it)."""
     rows, curves = [], []
     if budget > 0:
         data = load_data(corpus_size=corpus_size, seed=0)
         r, c = race("corpus", None, data["train"], data["test"][:eval_sentences], "bleu",
-                    BLEU_THRESHOLDS, budget, eval_every, device, log, batch_size=batch_size)
+                    BLEU_THRESHOLDS, budget, eval_every, device, log, models=models,
+                    batch_size=batch_size)
         rows, curves = rows + r, curves + c
     for n in lengths if mirror_budget > 0 else ():
         train = make_task("mirror", mirror_pairs, n, seed=1)
         test = make_task("mirror", eval_sentences, n, seed=2)
         r, c = race("mirror", n, train, test, "token_accuracy", ACCURACY_THRESHOLDS,
                     mirror_budget, mirror_eval_every, device, log, batch_size=batch_size,
-                    transformer_lr=mirror_lr, transformer_warmup=mirror_warmup)
+                    transformer_lr=mirror_lr, transformer_warmup=mirror_warmup, models=models)
         rows, curves = rows + r, curves + c
     return rows, curves
 
@@ -230,10 +233,12 @@ def main(argv=None):
                              "tiny model)")
     parser.add_argument("--mirror-warmup", type=int, default=None,
                         help="the Transformer's warm-up steps on the mirror task (default 400)")
+    parser.add_argument("--models", choices=MODELS, nargs="+", default=None,
+                        help="which models race (default both)")
     args = common.parse(parser, argv)
     preset = dict(QUICK if args.quick else FULL)
     for key in ("budget", "mirror_budget", "lengths", "eval_sentences", "mirror_lr",
-                "mirror_warmup"):
+                "mirror_warmup", "models"):
         if getattr(args, key) is not None:
             preset[key] = getattr(args, key)
     if args.eval_every is not None:

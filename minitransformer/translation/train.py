@@ -57,8 +57,9 @@ PRESETS["rnn"] = PRESETS["lstm"]
 
 # The training recipe that goes with a size, where it differs from TrainingSettings'
 # defaults. "base" is for real text (Multi30k): a peak rate of 1e-3 reached after 400
-# steps (the paper's formula would give 3e-3 for d_model 256 at this short warm-up:
-# too high for a post-norm model) and larger batches. Weight averaging stays off: in
+# steps (the paper's formula would give 3e-3 for d_model 256 at this short warm-up;
+# 2e-3 was ahead after 400 steps, but has not been compared over a whole hour: README,
+# the recipe table) and larger batches. Weight averaging stays off: in
 # an hour on this CPU the model is still improving fast at the end, and the average of
 # the last five snapshots (100 steps apart) translated worse than the last weights
 # (README, "Real sentences").

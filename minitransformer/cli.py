@@ -23,31 +23,23 @@ class CommandError(Exception):
     """A mistake in what the user asked for, reported without a traceback."""
 
 
-def _positive(kind):
+def _checked(kind, accept, expected):
+    """An argparse type: ``text`` read as ``kind``, refused unless ``accept(value)``."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, "
-                                             f"got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
         return value
     return parse
 
 
-positive_int, positive_float = _positive(int), _positive(float)
-
-
-def fraction(text):
-    """A float in [0, 1): a probability to spread or drop, a decay rate."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
-    return value
+positive_int = _checked(int, lambda value: value > 0, "a positive int")
+positive_float = _checked(float, lambda value: value > 0, "a positive float")
+# a probability to spread or drop, a decay rate
+fraction = _checked(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
 
 
 def _add_common(parser):

@@ -379,12 +379,21 @@ class ElementwiseKernel:
         self._kernel = None
         KERNEL_REFERENCES[name] = reference
 
-    def __call__(self, *arrays):
-        """Run on the GPU: ``arrays`` are the inputs then the (preallocated) outputs."""
+    def cupy_kernel(self):
+        """The ``cupy.ElementwiseKernel`` that runs this kernel, made on first use.
+
+        Making it compiles nothing: CuPy generates and compiles the CUDA source at each
+        call with new argument dtypes or layouts. The tests ask for it to generate that
+        source and compile it without a GPU (tests/test_nvrtc_kernels.py).
+        """
         if self._kernel is None:
             self._kernel = cupy.ElementwiseKernel(self.in_params, self.out_params,
                                                   self.operation, self.name)
-        return self._kernel(*arrays)
+        return self._kernel
+
+    def __call__(self, *arrays):
+        """Run on the GPU: ``arrays`` are the inputs then the (preallocated) outputs."""
+        return self.cupy_kernel()(*arrays)
 
 
 def random_normal(shape, dtype, device=None):

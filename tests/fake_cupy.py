@@ -756,80 +756,216 @@ integer, floating, number, generic = numpy.integer, numpy.floating, numpy.number
 kernel_references = {}
 
 
-def _parse_params(params):
-    out = []
-    for part in filter(None, (p.strip() for p in params.split(","))):
-        words = part.split()
-        raw = words[0] == "raw"
-        words = words[1:] if raw else words
-        if len(words) != 2:
-            raise ValueError(f"ElementwiseKernel: cannot parse parameter {part!r}")
-        out.append((words[0], words[1], raw))
-    return out
+class _KernelParam:
+    """One declared parameter of an ElementwiseKernel, e.g. ``raw T x_proj``:
+    ``placeholder`` "T" (or None), ``dtype`` for a fixed type such as ``int64`` (or
+    None), ``raw`` (indexed by hand in the body, not broadcast with the loop)."""
+
+    def __init__(self, text, is_output):
+        words = text.split()
+        if len(words) < 2:
+            raise ValueError(f"ElementwiseKernel: syntax error in parameter {text.strip()!r}")
+        type_name, self.name = words[-2:]
+        self.raw, self.is_output = False, is_output
+        for keyword in words[:-2]:
+            if keyword == "raw":
+                self.raw = True
+            elif keyword != "_non_const":
+                raise ValueError(f"ElementwiseKernel: unknown keyword {keyword!r} in "
+                                 f"parameter {text.strip()!r}")
+        # As in CuPy, any one-character type is a placeholder: "T", "X", even "f".
+        if len(type_name) == 1:
+            self.placeholder, self.dtype = type_name, None
+        else:
+            self.placeholder, self.dtype = None, numpy.dtype(type_name)
+
+
+def _parse_params(params, is_output):
+    """The parameters declared in ``params`` ("raw T x, int64 size"), as CuPy parses
+    them: comma-separated, an empty entry (a stray comma) is a syntax error."""
+    if not params.strip():
+        return []
+    return [_KernelParam(part, is_output) for part in params.strip().split(",")]
+
+
+def _is_scalar(value):
+    """What CuPy accepts as a scalar kernel argument: a Python or NumPy scalar."""
+    return type(value) in (bool, int, float, complex) or isinstance(value, numpy.generic)
+
+
+def _cast_scalar(kernel_name, param, value, dtype):
+    """``value`` as a NumPy scalar of ``dtype``, by assignment as CuPy does (so 3.5 for
+    an ``int64`` parameter truncates, while NaN or an out-of-range int raises)."""
+    holder = numpy.empty((), dtype=dtype)
+    try:
+        holder[()] = value
+    except (TypeError, ValueError, OverflowError) as error:
+        raise type(error)(f"kernel {kernel_name!r}: scalar argument {param.name}={value!r} "
+                          f"cannot be cast to {dtype} ({error})") from None
+    return holder[()]
 
 
 class ElementwiseKernel:
-    """cupy.ElementwiseKernel: checks a call against the declared parameters, then runs
-    the NumPy reference registered under ``name`` (one launch). The CUDA source is not
-    compiled here: only a GPU test can hold it against the reference."""
+    """cupy.ElementwiseKernel: checks a call as CuPy 14 does, then runs the NumPy
+    reference registered under ``name`` (one launch). The CUDA source is not compiled
+    here (tests/test_nvrtc_kernels.py compiles it).
+
+    The checks, in CuPy's order: the number of arguments (the inputs, or the inputs
+    and the outputs); what each argument may be (an array, or a Python/NumPy scalar
+    for an elementwise input; an array for a ``raw`` parameter and for an output);
+    ``size=`` given exactly when no argument is an elementwise (non-raw) array; the
+    elementwise arrays broadcast together, and each elementwise output has exactly
+    the broadcast shape; every placeholder ``T`` is one dtype over all the arrays that
+    use it, outputs included (CuPy never casts an array); a fixed type (``int64``)
+    matches exactly; scalars are cast to their parameter's type.
+    Beyond CuPy (its compiler would reject these): a parameter never used in the
+    operation, two parameters of one name, a scalar for a ``raw`` parameter.
+    """
 
     def __init__(self, in_params, out_params, operation, name="kernel", reduce_dims=True,
                  preamble="", no_return=False, return_tuple=False, loop_prep="",
                  after_loop="", **kwargs):
-        self.in_params, self.out_params = _parse_params(in_params), _parse_params(out_params)
+        if not (name.isascii() and name.isidentifier()):
+            raise ValueError(f'Invalid kernel name: "{name}"')
+        self.in_params = _parse_params(in_params, is_output=False)
+        self.out_params = _parse_params(out_params, is_output=True)
         self.name, self.operation = name, operation
-        self.return_tuple = return_tuple
-        for _, pname, _ in self.in_params + self.out_params:
+        self.no_return, self.return_tuple = no_return, return_tuple
+        names = [p.name for p in self.in_params + self.out_params]
+        if "i" in names:
+            raise ValueError("Can not use 'i' as a parameter name")   # the loop index
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"ElementwiseKernel {name}: parameters {repeated} are declared "
+                             f"twice")
+        for pname in names:
             if pname not in operation and pname not in loop_prep + after_loop:
                 raise ValueError(f"ElementwiseKernel {name}: parameter {pname!r} is never used "
                                  f"in the operation")
 
-    def __call__(self, *args, size=None, block_size=None, stream=None):
+    def __call__(self, *args, size=None, block_size=128, stream=None, **unknown):
+        if unknown:
+            raise TypeError(f"Wrong arguments {unknown}")
+        if block_size <= 0:
+            raise ValueError("block_size must be greater than zero")
         if MODE == "nodevice":
             _no_device()
         n_in, n_out = len(self.in_params), len(self.out_params)
         if len(args) not in (n_in, n_in + n_out):
-            raise TypeError(f"Wrong number of arguments for {self.name!r}: got {len(args)}, "
-                            f"expected {n_in} or {n_in + n_out}")
-        if len(args) == n_in:
-            raise TypeError(f"fake_cupy: kernel {self.name!r} must be given its outputs "
-                            f"(allocate them with cupy.empty)")
-        types_seen = {}
-        for (ptype, pname, raw), value in zip(self.in_params + self.out_params, args):
-            if isinstance(value, numpy.ndarray) or isinstance(value, (list, tuple)):
-                raise _unsupported(value)
-            dtype = value.dtype if isinstance(value, ndarray) else None
-            if dtype is None:
-                if not isinstance(value, (int, float, bool, numpy.generic)):
-                    raise _unsupported(value)
-                continue
-            if len(ptype) == 1 and ptype.isupper():     # a type placeholder: one dtype for all uses
-                if types_seen.setdefault(ptype, dtype) != dtype:
-                    raise TypeError(f"kernel {self.name!r}: {pname} has dtype {dtype}, but "
-                                    f"{ptype} is already {types_seen[ptype]}")
-            elif numpy.dtype(ptype) != dtype:
-                raise TypeError(f"kernel {self.name!r}: {pname} must be {ptype}, got {dtype}")
-        outputs = args[n_in:]
-        loop_shape = numpy.broadcast_shapes(*[a.shape for (_, _, raw), a in
-                                              zip(self.in_params + self.out_params, args)
-                                              if isinstance(a, ndarray) and not raw])
-        for (_, pname, raw), a in zip(self.out_params, outputs):
-            if not isinstance(a, ndarray):
-                raise TypeError(f"kernel {self.name!r}: output {pname} must be a cupy.ndarray")
-            if not raw and a.shape != loop_shape:
-                raise ValueError(f"kernel {self.name!r}: output {pname} has shape {a.shape}, the "
-                                 f"loop shape is {loop_shape}")
+            raise TypeError(f"Wrong number of arguments for {self.name!r}. It must be either "
+                            f"{n_in} or {n_in + n_out} (with outputs), but given {len(args)}.")
+        params = self.in_params + self.out_params[:len(args) - n_in]
+        for param, value in zip(params, args):
+            self._check_kind(param, value)
+        loop_shape = self._loop_shape(params, args, size)
+        dtypes = self._bind_types(params, args)
+        outputs = list(args[n_in:]) or self._allocate_outputs(dtypes, loop_shape, size)
+        for param, out in zip(self.out_params, outputs):
+            if not param.raw and out.shape != loop_shape:
+                raise ValueError(f"Out shape is mismatched: kernel {self.name!r}, output "
+                                 f"{param.name} has shape {out.shape}, the loop shape (the "
+                                 f"inputs broadcast together) is {loop_shape}")
+        result = None if self.no_return else (
+            tuple(outputs) if (self.return_tuple or n_out > 1) else outputs[0])
+        if 0 in loop_shape:
+            return result                  # CuPy launches nothing for an empty loop
         reference = kernel_references.get(self.name)
         if reference is None:
             raise NotImplementedError(f"fake_cupy: no NumPy reference registered for kernel "
                                       f"{self.name!r}; add it to kernel_references")
+        inputs = [value._a if isinstance(value, ndarray) else
+                  _cast_scalar(self.name, param, value, dtypes[param.name])
+                  for param, value in zip(self.in_params, args)]
         # The reference sees the outputs too: a kernel may read them (in-place updates).
-        results = reference(*[a._a if isinstance(a, ndarray) else a for a in args])
+        results = reference(*inputs, *[out._a for out in outputs])
         results = results if isinstance(results, tuple) else (results,)
-        for out, value in zip(outputs, results):
+        for param, out, value in zip(self.out_params, outputs, results):
+            got = numpy.asarray(value).dtype
+            if got != out.dtype:   # else NumPy would cast silently, and a bug hide
+                raise TypeError(f"fake_cupy: the reference of kernel {self.name!r} returned "
+                                f"{got} for output {param.name}, which is {out.dtype}")
             out._a[...] = value
         _launch()
-        return outputs if (self.return_tuple or n_out > 1) else outputs[0]
+        return result
+
+    def _check_kind(self, param, value):
+        """An argument is an array or a scalar, each where the parameter allows it."""
+        if isinstance(value, ndarray):
+            return
+        if not _is_scalar(value):              # NumPy arrays, lists, strings, None...
+            raise _unsupported(value)
+        if param.is_output:
+            raise TypeError(f"Output arguments type must be cupy.ndarray: kernel {self.name!r}, "
+                            f"output {param.name} got {type(value).__name__}")
+        if param.raw:
+            raise TypeError(f"kernel {self.name!r}: raw parameter {param.name} needs a "
+                            f"cupy.ndarray, got {type(value).__name__} (a scalar is passed by "
+                            f"value, and indexing it does not compile)")
+
+    def _loop_shape(self, params, args, size):
+        """The shape the loop runs over: the elementwise arrays broadcast together, or
+        ``(size,)`` when every array is raw."""
+        elementwise = [(p.name, a.shape) for p, a in zip(params, args)
+                       if isinstance(a, ndarray) and not p.raw]
+        if size is not None:
+            if elementwise:
+                raise ValueError(f"Specified 'size' can be used only if all of the ndarray are "
+                                 f"'raw': kernel {self.name!r} has elementwise arrays "
+                                 f"{[n for n, _ in elementwise]}")
+            return (int(size),)
+        if not elementwise:
+            raise ValueError(f"Loop size is undecided: kernel {self.name!r} has no elementwise "
+                             f"(non-raw) array argument; give size=")
+        try:
+            return numpy.broadcast_shapes(*[shape for _, shape in elementwise])
+        except ValueError:
+            shapes = ", ".join(f"{n} {s}" for n, s in elementwise)
+            raise ValueError(f"kernel {self.name!r}: operands could not be broadcast together "
+                             f"with shapes {shapes}") from None
+
+    def _bind_types(self, params, args):
+        """parameter name -> dtype. CuPy binds each placeholder from the arrays only,
+        outputs first, and casts no array: every array using ``T`` has one dtype."""
+        bound = {}                             # placeholder -> (dtype, parameter that set it)
+        order = [(p, a) for p, a in zip(params, args) if p.is_output] + \
+                [(p, a) for p, a in zip(params, args) if not p.is_output]
+        for param, value in order:
+            if not isinstance(value, ndarray):
+                continue                       # a scalar takes its parameter's type
+            if param.dtype is not None:
+                if value.dtype != param.dtype:
+                    raise TypeError(f"Type is mismatched: kernel {self.name!r}, {param.name} "
+                                    f"must be {param.dtype}, got {value.dtype}")
+                continue
+            first = bound.setdefault(param.placeholder, (value.dtype, param.name))
+            if first[0] != value.dtype:
+                raise TypeError(f"Type is mismatched: kernel {self.name!r}, {param.name} is "
+                                f"{value.dtype}, but {param.placeholder} is already {first[0]} "
+                                f"(from {first[1]})")
+        dtypes = {}
+        for param in self.in_params + self.out_params:
+            if param.dtype is not None:
+                dtypes[param.name] = param.dtype
+            elif param.placeholder in bound:
+                dtypes[param.name] = bound[param.placeholder][0]
+            else:
+                raise TypeError(f"kernel {self.name!r}: the type {param.placeholder} of "
+                                f"{param.name} is undecided: no array argument uses "
+                                f"{param.placeholder} (scalars do not bind a type)")
+        return dtypes
+
+    def _allocate_outputs(self, dtypes, loop_shape, size):
+        """The outputs CuPy allocates when a call omits them: uninitialised memory, here
+        NaN where the dtype has it, so that a kernel reading such an output shows."""
+        outputs = []
+        for param in self.out_params:
+            if param.raw and size is None:
+                raise ValueError(f"Output array size is Undecided: kernel {self.name!r}, raw "
+                                 f"output {param.name} needs size= or an array passed in")
+            dtype = dtypes[param.name]
+            fill = numpy.nan if dtype.kind in "fc" else 0
+            outputs.append(_wrap(numpy.full(loop_shape, fill, dtype=dtype)))
+        return outputs
 
 
 class RawKernel:

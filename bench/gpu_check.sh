@@ -11,6 +11,9 @@
 #      translator from the same weights               -> gpu_compare.csv, compare.log
 #   4. python -m minitransformer bench --device gpu --quick
 #                                                     -> bench/ (the CSVs), bench.log
+#   5. the cost model's prediction against the GPU's step time, four layers, n = 16 ... 4096
+#                                                     -> predict/ (predict.csv: ratio =
+#                                                        predicted / measured), predict.log
 # Each step has its own time limit and a failing step does not stop the others; the
 # exit status is that of the first step that failed.
 set -uo pipefail
@@ -25,7 +28,7 @@ gpu=$("$PY" -c "import minitransformer as mt; print(mt.backend.device_name('gpu'
     echo "gpu_check: no usable GPU (CuPy missing or no CUDA device); nothing to do" >&2; exit 2; }
 name=$(echo "$gpu" | tr -c 'A-Za-z0-9._-' '-' | sed 's/-\+/-/g; s/^-//; s/-$//')
 out="bench/results/gpu-$name"
-mkdir -p "$out/bench"
+mkdir -p "$out/bench" "$out/predict"
 status=0
 step() {   # step LIMIT_SECONDS LOGFILE command...
     local limit=$1 log=$2; shift 2
@@ -53,8 +56,10 @@ print('description:', common.device_description('gpu'))
 } > "$out/environment.txt" 2>&1
 cat "$out/environment.txt"
 
-step 240 "$out/gpu_tests.log" "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" -ra
+step 200 "$out/gpu_tests.log" "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts="" -ra
 step 90 "$out/compare.log" "$PY" bench/gpu_compare.py --device gpu --out-dir "$out"
 step 120 "$out/bench.log" "$PY" -m minitransformer bench --device gpu --quick --out-dir "$out/bench"
+step 60 "$out/predict.log" "$PY" -m minitransformer bench predict --device gpu --out-dir "$out/predict" \
+    --lengths 16 128 1024 4096 --repeats 3 --min-time 0 --max-seconds 40
 echo "gpu_check: results in $out (exit status $status)"
 exit $status

@@ -83,6 +83,11 @@ def _time_to_bleu(result):
     return "best corpus BLEU " + ", ".join(f"{m} {b:.1f}" for m, b in best.items())
 
 
+def _predict(rows):
+    ratios = [r["ratio"] for r in rows if r["status"] == "ok"]
+    return f"predicted / measured {min(ratios):.2f} .. {max(ratios):.2f}" if ratios else "skipped"
+
+
 def _done(result):
     return "done" if result not in (None, 1) else "skipped"
 
@@ -104,6 +109,7 @@ BENCHMARKS = {
     "real_translation": _done,
     "table1": _done,
     "gpu_compare": _done,
+    "predict": _predict,
 }
 # What `bench` runs when no name is given.
 SUITE = ("matmul_peak", "seq_scaling", "overhead", "vs_pytorch", "memory", "attention_memory",

@@ -66,7 +66,7 @@ import itertools
 import time
 
 from . import _tensor as _engine   # the engine module, where the ``_tracer`` hook lives
-from . import analysis, backend
+from . import analysis, backend, graph_picture
 from ._tensor import Tensor
 from .ops import dependence, matmul
 
@@ -305,6 +305,16 @@ class Trace:
         chrome://tracing: the measured timeline and the ideal schedule with
         unlimited processors (see :func:`analysis.export_chrome_trace`)."""
         return analysis.export_chrome_trace(self.nodes, path)
+
+    def to_svg(self, path=None, phase="forward", title=None):
+        """The graph of ``phase`` ("forward", "backward" or "all") as SVG text, one row
+        per step of the ideal schedule, the critical path bold; written to ``path``
+        when given (see :mod:`minitransformer.graph_picture`)."""
+        return graph_picture.trace_to_svg(self.nodes, phase, path, title)
+
+    def to_dot(self, phase="forward"):
+        """The same graph as Graphviz DOT text (``dot -Tsvg`` where Graphviz is installed)."""
+        return graph_picture.trace_to_dot(self.nodes, phase)
 
     def plot_timeline(self, path, title=None):
         """Write a timeline PNG of the ops; returns False when matplotlib is missing."""

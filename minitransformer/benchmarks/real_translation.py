@@ -15,9 +15,10 @@ their checkpoints to record:
   length bucket: the LSTM's grows with the sentence, the Transformer's does not.
 
 Multi30k is for non-commercial research and education only and is never part of the
-project: it is read from ``--data-dir`` (default ``../shared/data/multi30k`` beside the
-repository, or ``data/multi30k`` written by ``python -m minitransformer data multi30k``);
-without it the benchmark says so and stops.
+project: it is read from ``--data-dir``, else from the folder named by the environment
+variable ``MINITRANSFORMER_DATA``, else from ``data/multi30k`` (where
+``python -m minitransformer data multi30k`` writes it); without it the benchmark says so
+and stops.
 """
 import argparse
 import os
@@ -27,6 +28,7 @@ import time
 
 from .. import analysis
 from ..translation.bleu import bleu_score
+from ..translation.data import find_multi30k, multi30k_not_found
 from ..translation.demo import sequential_ops
 from ..translation.train import Trainer
 from ..translation.tsv import load_tsv
@@ -34,7 +36,6 @@ from . import common
 
 MODELS = ("transformer", "lstm")
 BUCKETS = ((1, 10), (11, 20), (21, None))   # source length in words
-DATA_DIRS = (os.path.join("..", "shared", "data", "multi30k"), os.path.join("data", "multi30k"))
 FILES = {"train": "train.tsv", "valid": "val.tsv", "test": "test2016.tsv"}
 FULL = dict(minutes=60.0, size="base")
 QUICK = dict(minutes=2.0, size="tiny")
@@ -42,9 +43,10 @@ QUICK = dict(minutes=2.0, size="tiny")
 
 def find_data(data_dir=None):
     """The folder holding Multi30k's three TSV files, or None."""
-    for folder in [data_dir] if data_dir else DATA_DIRS:
-        if all(os.path.exists(os.path.join(folder, name)) for name in FILES.values()):
-            return folder
+    if data_dir is None:
+        return find_multi30k()
+    if all(os.path.exists(os.path.join(data_dir, name)) for name in FILES.values()):
+        return data_dir
     return None
 
 
@@ -170,9 +172,9 @@ def main(argv=None):
     args = common.parse(parser, argv)
     data_dir = find_data(args.data_dir)
     if data_dir is None:
-        print(f"real_translation: skipped: Multi30k not found in "
-              f"{args.data_dir or ' or '.join(DATA_DIRS)} "
-              f"(get it with: python -m minitransformer data multi30k)")
+        reason = (f"Multi30k not found in {args.data_dir}" if args.data_dir
+                  else multi30k_not_found())
+        print(f"real_translation: skipped: {reason}")
         return None
     preset = dict(QUICK if args.quick else FULL)
     preset["minutes"] = args.minutes or preset["minutes"]

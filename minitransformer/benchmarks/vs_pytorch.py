@@ -23,8 +23,10 @@ skips and returns. Forward + backward, batch 32, d = 256, n = 16..256, of
   (``--base-dropout 0.1`` turns it on on both: the two libraries drop at the same
   places, embeddings + positions, attention weights, each sublayer's output and the
   feed-forward's hidden layer, so the work is the same; the random masks differ).
-  Multi30k is read from ``--data-dir`` (default ``../shared/data/multi30k`` beside
-  the repository); where it is absent this row is skipped with a message.
+  Multi30k is read from ``--data-dir``, else from the folder named by the environment
+  variable ``MINITRANSFORMER_DATA``, else from ``data/multi30k`` (where ``python -m
+  minitransformer data multi30k`` writes it); where it is absent this row is skipped
+  with a message.
 
 Both sides get the same weights (our layers use PyTorch's names and layouts, so
 a state dict copies across) and the same input; runs alternate (see
@@ -44,6 +46,7 @@ import statistics
 
 from .. import backend
 from .._tensor import Tensor
+from ..translation.data import DEFAULT_MULTI30K_DIR, find_multi30k
 from . import common, seq_scaling
 
 # Largest acceptable ratio engine time / PyTorch time, per comparison.
@@ -195,8 +198,7 @@ def make_translator_pair(torch, batch_size=64):
 
 
 # ---------------------------------------------------------------- real batches (Multi30k)
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MULTI30K_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "multi30k")
+MULTI30K_DIR = find_multi30k() or DEFAULT_MULTI30K_DIR   # $MINITRANSFORMER_DATA, else data/multi30k
 MULTI30K_FILES = {"tsv": "train.tsv", "valid": "val.tsv", "test": "test2016.tsv"}
 
 
@@ -355,7 +357,7 @@ def run(batch=32, dim=256, heads=8, lengths=(16, 32, 64, 128, 256), repeats=7,
                          "max_output_difference": difference})
     base_rows = []
     if "translator_base_multi30k" in chosen:
-        data_dir = data_dir or MULTI30K_DIR
+        data_dir = data_dir or find_multi30k() or MULTI30K_DIR
         missing = multi30k_missing(data_dir)
         if missing:
             log(f"vs_pytorch: skipping translator_base_multi30k: {missing}")

@@ -5,6 +5,8 @@ Real corpora come with their official splits (Multi30k: ``train.tsv``, ``val.tsv
 ``valid`` or ``test`` is used exactly as it is. Only a lone training file is split
 (80/10/10, no source sentence in two parts).
 """
+import os
+
 from .grammar import load_corpus
 from .splits import split_pairs
 from .tsv import load_tsv
@@ -37,3 +39,33 @@ def load_data(corpus_size=20000, seed=0, tsv=None, valid=None, test=None, max_to
                          f"(the {' and '.join(empty)} part would be empty); give --valid/--test "
                          f"files, or more pairs")
     return splits
+
+
+# ---------------------------------------------------------------- where Multi30k lives
+MULTI30K_FILES = ("train.tsv", "val.tsv", "test2016.tsv")
+DATA_VARIABLE = "MINITRANSFORMER_DATA"
+DEFAULT_MULTI30K_DIR = os.path.join("data", "multi30k")   # where `data multi30k` writes
+
+
+def multi30k_candidates():
+    """The folders to look in, in order: the one named by $MINITRANSFORMER_DATA (if set),
+    then data/multi30k/ of the current directory."""
+    named = os.environ.get(DATA_VARIABLE)
+    return [named, DEFAULT_MULTI30K_DIR] if named else [DEFAULT_MULTI30K_DIR]
+
+
+def find_multi30k():
+    """The first folder of :func:`multi30k_candidates` holding train.tsv, val.tsv and
+    test2016.tsv, or None. Multi30k is never part of the project (its licence allows
+    non-commercial research and education only), so callers skip where it is absent."""
+    for folder in multi30k_candidates():
+        if all(os.path.isfile(os.path.join(folder, name)) for name in MULTI30K_FILES):
+            return folder
+    return None
+
+
+def multi30k_not_found():
+    """The one-line reason to give when :func:`find_multi30k` finds nothing."""
+    return (f"Multi30k not found (looked in {' and '.join(multi30k_candidates())}): set "
+            f"{DATA_VARIABLE} to a folder holding {', '.join(MULTI30K_FILES)}, or run "
+            f"python -m minitransformer data multi30k")

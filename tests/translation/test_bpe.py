@@ -1,5 +1,6 @@
 """Byte-pair encoding: exact round trips, hand-checked merges, saving, robust decoding,
-and the whole Multi30k corpus (read from ../shared/data, skipped where absent)."""
+and the whole Multi30k corpus (found by ``find_multi30k``: $MINITRANSFORMER_DATA, else
+data/multi30k; skipped where absent)."""
 import json
 import random
 import time
@@ -10,6 +11,7 @@ import pytest
 
 import minitransformer as mt
 from minitransformer.translation.bpe import BPEVocabulary, vocabulary_from_dict
+from minitransformer.translation.data import find_multi30k, multi30k_not_found
 from minitransformer.translation.vocab import Vocabulary
 
 BYTE = 4       # id of byte 0: byte b has id BYTE + b
@@ -184,19 +186,16 @@ def test_from_dict_rejects_merges_of_unknown_ids():
 
 
 # ------------------------------------------------------------------ Multi30k
-MULTI30K = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "multi30k"
-
-
 def _read_pairs(name):
-    with open(MULTI30K / f"{name}.tsv", encoding="utf-8") as f:
+    with open(Path(find_multi30k()) / f"{name}.tsv", encoding="utf-8") as f:
         return [line.rstrip("\n").split("\t") for line in f]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("column, language", [(0, "en"), (1, "de")])
 def test_multi30k_learns_fast_and_round_trips_every_line(column, language):
-    if not (MULTI30K / "train.tsv").exists():
-        pytest.skip(f"Multi30k not found in {MULTI30K.resolve()}")
+    if find_multi30k() is None:
+        pytest.skip(multi30k_not_found())
     splits = {name: _read_pairs(name) for name in ("train", "val", "test2016")}
     train = [pair[column] for pair in splits["train"]]
     assert len(train) == 29000

@@ -13,12 +13,11 @@ import pytest
 
 import minitransformer as mt
 from minitransformer.translation.batching import encode_pairs, make_batch
+from minitransformer.translation.data import find_multi30k, multi30k_not_found
 from minitransformer.translation.grammar import load_corpus
 from minitransformer.translation.train import PRESETS, new_trainer
 from minitransformer.translation.tsv import load_tsv
 
-MULTI30K = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data",
-                        "multi30k", "train.tsv")
 
 
 def first_loss(trainer, pairs):
@@ -46,9 +45,10 @@ def test_first_loss_is_near_a_uniform_guess(kind, size):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["transformer", "lstm"])
 def test_first_loss_on_real_sentences_with_subwords(kind):
-    if not os.path.exists(MULTI30K):
-        pytest.skip(f"Multi30k not found at {os.path.normpath(MULTI30K)}")
-    pairs = load_tsv(MULTI30K, reverse=True)[:3000]
+    folder = find_multi30k()   # $MINITRANSFORMER_DATA, else data/multi30k
+    if folder is None:
+        pytest.skip(multi30k_not_found())
+    pairs = load_tsv(os.path.join(folder, "train.tsv"), reverse=True)[:3000]
     trainer = new_trainer(kind, pairs, size="base", vocab="bpe", vocab_size=4000)
     assert_near_uniform(trainer, pairs[:64])
 

@@ -336,7 +336,7 @@ def cross_entropy(logits, targets, ignore_index=-100, label_smoothing=0.0, reduc
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    # Out-of-range targets would read other classes silently on a GPU (CuPy wraps
+    # Out-of-range targets would read other classes unnoticed on a GPU (CuPy wraps
     # indices); checking them reads them, so on the GPU the check is deferred to the next
     # device wait instead of costing waits of its own (see backend.check_index_range).
     backend.check_index_range(targets.data, 0, logits.shape[1], "cross_entropy: targets",

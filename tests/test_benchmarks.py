@@ -209,7 +209,7 @@ def test_table1_measures_the_papers_shape(layer):
 @pytest.mark.slow
 def test_timed_runs_follow_an_untimed_warm_up(monkeypatch):
     """On a GPU the first pass compiles the kernels: Table 1 and the time-to-BLEU race
-    must not time it (audit W7). Both record what ran before their first clock read."""
+    must not time it. Both record what ran before their first clock read."""
     from minitransformer.benchmarks import time_to_bleu
     from minitransformer.trace import trace as real_trace
     from minitransformer.translation.batching import encode_pairs, make_batch

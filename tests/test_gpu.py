@@ -59,8 +59,8 @@ def test_to_moves_between_devices():
 
 
 def test_masked_softmax_names_a_host_mask_given_with_gpu_scores():
-    """A NumPy mask with GPU scores used to reach cupy.where and fail there with
-    "Unsupported type" (finding C4); now the argument is named, as in attention."""
+    """A NumPy mask with GPU scores is named as the wrong argument, as in attention,
+    rather than left to fail inside cupy.where with "Unsupported type"."""
     scores = mt.randn(2, 3, device="gpu")
     with pytest.raises(RuntimeError, match="masked_softmax: hide is on cpu, the inputs on gpu"):
         _masked_softmax()(scores, np.zeros((2, 3), dtype=bool))

@@ -259,8 +259,7 @@ def test_lstm_backward_launches_per_time_step():
 
 def test_masked_softmax_launches():
     """Forward: the mask's where, the row maximum, the fused exp, the row sum and the
-    fused normalisation; backward: grad·w, its row sum and the fused gradient (audit S6:
-    about ten launches forward before)."""
+    fused normalisation; backward: grad·w, its row sum and the fused gradient."""
     from tests import fake_cupy
     from minitransformer.nn.attention import masked_softmax
     scores = mt.randn(2, 3, 5, 5, device="gpu", requires_grad=True)
@@ -321,7 +320,7 @@ def test_adam_with_folded_clipping_equals_clip_then_step():
 # ---------------------------------------------------------------- clocks
 def test_trace_reads_its_clock_after_the_device_is_drained(gpu_stats):
     """The default device is the CPU, the work on the GPU: trace() must still wait for
-    the GPU before its clock reads (W6)."""
+    the GPU before its clock reads."""
     from tests import fake_cupy
     import sys
     from minitransformer.trace import trace
@@ -369,7 +368,7 @@ def test_manual_seed_seeds_the_gpu_generator_lazily():
 
 # ---------------------------------------------------------------- benchmarks on the GPU path
 def test_seq_scaling_times_its_warm_up_estimate_synchronised(gpu_stats):
-    """The estimate that decides repeats and skips must time the work, not the launches (W3)."""
+    """The estimate that decides repeats and skips must time the work, not the launches."""
     from tests import fake_cupy
     from minitransformer.benchmarks import seq_scaling
     with fake_cupy.watch_clock(seq_scaling, backend):
@@ -379,7 +378,7 @@ def test_seq_scaling_times_its_warm_up_estimate_synchronised(gpu_stats):
 
 
 def test_gpu_memory_meter_counts_arrays_in_use():
-    """The hook-based meter (W4) on the stand-in's pool: standard attention's peak grows
+    """The hook-based meter on the stand-in's pool: standard attention's peak grows
     as n², blockwise attention's as n."""
     from minitransformer.benchmarks import attention_memory, common
     growth = {}
@@ -409,7 +408,7 @@ def test_out_of_memory_is_recognised_outside_the_pool():
 
 
 def test_training_loop_reads_its_clocks_synchronised(gpu_stats):
-    """tokens/s and the time budget must time the device's work (W8)."""
+    """tokens/s and the time budget must time the device's work."""
     import sys
     from tests import fake_cupy
     trainer, pairs = _tiny_trainer("lstm")

@@ -1,5 +1,5 @@
 """CuPy installed on a machine without a usable GPU: the library must behave as without
-CuPy (GPU tests skip, everything else runs), not crash (finding C1 of the GPU audit).
+CuPy (GPU tests skip, everything else runs), not crash.
 
 Each test runs a fresh interpreter with the CuPy stand-in in mode "nodevice", which
 behaves as real CuPy 13/14 does there: ``import cupy`` works, ``getDeviceCount``
@@ -38,7 +38,7 @@ import pytest
 with pytest.raises(ImportError):
     cupy.random.RandomState(0)          # the stand-in reproduces the real failure
 assert not mt.gpu_available()
-mt.manual_seed(0)                       # raised ImportError here before the fix (C1)
+mt.manual_seed(0)                       # where an unusable CuPy would raise ImportError
 x = mt.randn(3, 4)
 print(x.device, x.shape)
 try:

@@ -124,7 +124,7 @@ def run(device="cpu", lengths=None, batch=1, heads=4, head_dim=64, block_size=12
                 try:
                     step, _ = attention_step(variant, batch, heads, n, head_dim, block_size,
                                              device)
-                    backend.free_device_memory(device)   # room for cuBLAS too (C5)
+                    backend.free_device_memory(device)   # room for cuBLAS too
                     start = backend.timer(device)        # synchronised clock reads
                     peak = common.peak_bytes(step, device)
                     seconds = backend.timer(device) - start

@@ -89,7 +89,7 @@ def device_description(device):
         cupy = backend.cupy
         cuda = cupy.cuda.runtime.runtimeGetVersion()
         # TF32 changes what a "float32" matmul is (10 mantissa bits, several times the
-        # speed on recent GPUs), so a figure must say whether it was on (W5).
+        # speed on recent GPUs), so a figure must say whether it was on.
         return (f"{backend.device_name('gpu')} (CuPy {cupy.__version__}, CUDA runtime {cuda // 1000}.{cuda % 1000 // 10}, "
                 f"TF32 {backend.tf32_setting()}, {versions})")
     return f"{backend.device_name('cpu')}, {os.cpu_count()} cores ({versions})"
@@ -127,7 +127,7 @@ class AllocationMeter:
 
     CPU: tracemalloc (started by ``__enter__``); GPU: a CuPy memory hook that adds up
     the pool's allocations and frees while the meter is on, so the peak is the bytes
-    in use at the high-water mark (W4). The pool's held bytes (``total_bytes``) would
+    in use at the high-water mark. The pool's held bytes (``total_bytes``) would
     also count cached free blocks, and fragmentation, and would need the cache emptied
     before each step (a cudaFree that waits for the device).
     """

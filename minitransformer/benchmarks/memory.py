@@ -130,7 +130,7 @@ def attention_memory(lengths=ATTENTION_LENGTHS, batch=8, dim=256, heads=8, devic
         for variant in variants:
             layer = _attention_layer(dim, heads, device, variant)
             step = seq_scaling.training_step("attention", layer, batch, seq, dim, device)
-            backend.free_device_memory(device)   # room for cuBLAS too (C5)
+            backend.free_device_memory(device)   # room for cuBLAS too
             start = backend.timer(device)        # synchronised clock reads
             try:
                 peak = common.peak_bytes(step, device) / 2**20

@@ -118,7 +118,7 @@ def measure_point(kind, seq, batch, dim, heads, device, repeats, peak_gflops, bu
     row = _blank_row(kind, seq, batch, dim, heads, "ok")
     step()                                              # warm-up: on a GPU, compiles the kernels
     start = backend.timer(device)                       # synchronised: times the work, not
-    step()                                              # the launches (W3)
+    step()                                              # the launches
     estimate = backend.timer(device) - start
     repeats = max(MIN_REPEATS, min(repeats, int(SECONDS_PER_POINT / max(estimate, 1e-9))))
     if estimate * (UNTIMED_RUNS - 1 + repeats) > budget_left:
@@ -171,7 +171,7 @@ def run(device="cpu", layers=LAYERS, lengths=CPU_LENGTHS, batch=32, dim=256, hea
             if predicted_seconds(rows, kind, seq, repeats) > left:
                 row = _blank_row(kind, seq, batch, dim, heads, "skipped: time budget")
             else:
-                backend.free_device_memory(device)   # cuBLAS allocates outside the pool (C5)
+                backend.free_device_memory(device)   # cuBLAS allocates outside the pool
                 try:
                     row = measure_point(kind, seq, batch, dim, heads, device, repeats,
                                         peak_gflops, left, min_time)

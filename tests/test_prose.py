@@ -144,3 +144,24 @@ def test_blocks_and_their_markers_are_found():
     assert expected_outputs("# prints: (3, 2)\n") == ["(3, 2)"]
     assert list(relative_links("[a](b.md#x) ![c](d.png) [w](https://e.org) `[n](no.md)`")) \
         == ["b.md", "d.png"]
+
+
+# ---------------------------------------------------------------- speaking about the software
+# Words that speak of how the project was made rather than of the software (its history
+# lives in git), and the folder beside the repository that no user has.
+HISTORY = re.compile(r"this round|next session|lent|\(was [0-9]|audit|\.\./shared", re.I)
+HISTORY_FILES = ["README.md", "docs/*.md", "tour/*.md", "tour/*.py", "tour/*/*.py",
+                 "minitransformer/*.py", "minitransformer/*/*.py", "examples/*"]
+
+
+@pytest.mark.parametrize("relative", markdown_files(HISTORY_FILES))
+def test_the_text_speaks_about_the_software(relative):
+    found = [f"{relative}:{number}: {line.strip()}"
+             for number, line in enumerate(read(relative).splitlines(), 1)
+             if HISTORY.search(line)]
+    assert not found, "words about the project's history:\n" + "\n".join(found)
+
+
+def test_the_history_words_are_recognised():
+    assert HISTORY.search("measured before this round") and HISTORY.search("(was 21)")
+    assert not HISTORY.search("the critical path of n sequential steps")

@@ -273,6 +273,11 @@ def section_overhead(root):
                   source([result.relative], bench_command(result, "overhead"),
                          machine_of(result.header)),
                   table(headers, overhead_rows(result), right=headers[1:-1])]
+    parts.append("The engine adds a nearly fixed time to every op (building the graph, "
+                 "recording the backward pass, the Python calls), so its share is largest "
+                 "where the arithmetic of each op is smallest: at short n, in the LSTM, whose "
+                 "time steps are small products, and with two BLAS threads, which shorten "
+                 "the hand-written arithmetic but not the engine's Python work.")
     return "\n\n".join(parts)
 
 
@@ -780,6 +785,11 @@ def section_predict(root):
     missed = (f"{len(ok) - len(misses)} of {len(ok)} points are within 25%; the others: "
               + ", ".join(misses) + "." if misses else
               f"All {len(ok)} points are within 25%.")
+    too_long = sum(float(r["ratio"]) > 1 + PREDICTION_TOLERANCE for r in ok)
+    too_short = sum(float(r["ratio"]) < 1 - PREDICTION_TOLERANCE for r in ok)
+    if misses:
+        missed += (f" Of the misses, {too_long} predict too long a step and {too_short} too "
+                   f"short a one.")
     return "\n\n".join([
         "## Predicted on a GPU",
         source([measured.relative, sweep.relative, speedup.relative],
@@ -794,9 +804,11 @@ def section_predict(root):
         "### Checked on this CPU",
         "The same model with this CPU's fitted parameters, against the measured median step "
         "time (batch 32, d = 256). " + missed + " The model knows one cost per op and one "
-        "rate per kind of work, so it misses where a step's time depends on what it cannot "
-        "see: the engine's Python overhead varies with the op (the LSTM's short steps), and "
-        "the largest steps spill out of the caches (the encoder layer at the largest n).",
+        "rate per kind of work, fitted in seconds on other shapes; a step's time also depends "
+        "on what it cannot see: the engine's Python overhead, which varies with the op, which "
+        "arrays are still in the caches, and how much memory the allocator reuses. The "
+        "fitted parameters move from one run to the next as the machine's speed does, so "
+        "the points near the line can fall on either side of it in another run.",
         table(["layer", "n", "measured (ms)", "predicted (ms)", "predicted ÷ measured",
                ""], rows, right=["n", "measured (ms)", "predicted (ms)",
                                  "predicted ÷ measured"]),

@@ -330,20 +330,51 @@ def manual_seed(seed):
     _gpu_seed = seed
 
 
-def reseed_gpu(seed, step):
-    """Reseed the GPU generator from ``(seed, step)``.
+def reseed_gpu(seed, step, rank=0):
+    """Reseed the GPU generator from ``(seed, step, rank)``.
 
     A checkpoint keeps the CPU generator's state, but cuRAND's position cannot be
     saved, so a training loop calls this at the start of each step: the dropout masks
-    of step ``step`` then depend only on the seed and the step, and a resumed run draws
-    the same masks as the uninterrupted one. Free where no GPU generator exists yet.
+    of step ``step`` then depend only on the seed, the step and the data-parallel rank
+    ``rank``, and a resumed run draws the same masks as the uninterrupted one. Free
+    where no GPU generator exists yet.
     """
     global _gpu_seed
-    _check_seed(seed)
-    _check_seed(step, "step")
-    _gpu_seed = (seed * 1_000_003 + step) % 2 ** 63   # distinct streams for distinct (seed, step)
+    _gpu_seed = step_seed(seed, step, rank)
     if "gpu" in _generators:
         _generators["gpu"].seed(_gpu_seed)
+
+
+def step_seed(seed, step, rank=0):
+    """The seed (an int in [0, 2**63)) of the draws of training step ``step`` on
+    data-parallel rank ``rank``: a different stream for each ``(seed, step, rank)``.
+
+    Rank 0 keeps the formula of a one-process run, so that run's numbers do not change;
+    the other ranks let NumPy's SeedSequence hash the three numbers into one.
+    """
+    _check_seed(seed)
+    _check_seed(step, "step")
+    _check_seed(rank, "rank")
+    if rank == 0:
+        return (seed * 1_000_003 + step) % 2 ** 63   # distinct streams for distinct (seed, step)
+    hashed = numpy.random.SeedSequence([seed, step, rank]).generate_state(1, numpy.uint64)[0]
+    return int(hashed) >> 1
+
+
+def reseed_step(device, seed, step, rank=0):
+    """Seed the draws (dropout masks) of training step ``step`` on data-parallel rank
+    ``rank``, so that every rank draws its own masks and a resumed run draws the same
+    masks as the uninterrupted one.
+
+    GPU: every rank reseeds from ``(seed, step, rank)`` (:func:`reseed_gpu`). CPU: rank 0
+    keeps its generator running, exactly as a one-process run does (the checkpoint keeps
+    that generator's state); a rank above 0, whose generator no checkpoint keeps,
+    reseeds from ``(seed, step, rank)``.
+    """
+    if resolve_device(device) == "gpu":
+        reseed_gpu(seed, step, rank)
+    elif rank > 0:
+        _generators["cpu"] = numpy.random.default_rng(step_seed(seed, step, rank))
 
 
 def generator(device=None):

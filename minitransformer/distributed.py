@@ -55,20 +55,30 @@ Failures: no rank may wait forever.
   stops every rank of the job (the hook :class:`Communicator` installs in
   ``sys.excepthook``): mpiexec exits with an error instead of the others hanging in
   their next allreduce.
+* A program that catches an error to report it in one line (the command line does)
+  calls :func:`fail_together`, which aborts the job the same way when there are ranks.
 * A rank that dies (killed, crashed) is noticed by mpiexec, which ends the others.
 * A rank that stops taking part without dying (stuck, or left the training loop early)
   is caught by the timeout: every collective here is non-blocking and waited for with a
   deadline (``timeout`` seconds, default 600, or ``$MINITRANSFORMER_DIST_TIMEOUT``), and
-  passing it raises :class:`DistributedTimeout`, which the hook turns into an abort. The
-  deadline must exceed the longest time one rank works alone (rank 0's evaluation).
+  passing it raises :class:`DistributedTimeout` on the ranks that waited, which the hook
+  turns into an abort. The deadline must exceed the longest time one rank works alone
+  (rank 0's evaluation).
+
+Either way the failing rank prints one line, ``<error> [rank r of P: aborting all
+ranks]``, and waits (at most :data:`DRAIN_SECONDS`) for mpiexec to read what it wrote
+before aborting: the abort kills mpiexec's forwarding processes too, and output they had
+not read yet would be lost -- on a busy machine, often that very line.
 
 GPUs. With CuPy arrays the gradients never need to leave the device: ``gpu_transport``
 "nccl" (default where CuPy has NCCL) runs the sum with NCCL on the current stream;
 "mpi" hands device buffers to a CUDA-aware MPI; "host" copies each bucket to the host
 and back (works with any MPI, costs two copies). Only the CPU path is tested here.
 """
+import array
 import dataclasses
 import os
+import stat
 import sys
 import time
 
@@ -82,6 +92,7 @@ DEFAULT_BUCKET_BYTES = 4 * 2**20
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_VARIABLE = "MINITRANSFORMER_DIST_TIMEOUT"
 SPIN_SECONDS = 0.2   # how long a collective busy-waits before it starts sleeping between tests
+DRAIN_SECONDS = 2.0  # the longest an aborting rank waits for mpiexec to read its output
 INSTALL_HINT = "pip install 'minitransformer[dist]' (mpi4py and an MPI library such as mpich)"
 
 
@@ -445,6 +456,66 @@ def _nccl_module():
     return nccl if getattr(nccl, "available", True) else None
 
 
+def fail_together(message: str, status: int = 2) -> None:
+    """End the whole MPI job because this rank cannot go on; do nothing in one process.
+
+    ``message``: the error in one line, as the user would see it. When this process is
+    one rank of several (MPI initialised, world size > 1), print ``message`` with the
+    rank to stderr and call ``MPI_Abort(status)``: every rank stops within seconds
+    instead of waiting in its next collective until the deadline. Otherwise return, and
+    the caller reports the error its usual way.
+
+    For errors a program catches (the command line turns them into one line and exit
+    status 2); uncaught exceptions reach the same code through the hook below.
+    """
+    MPI = sys.modules.get("mpi4py.MPI")     # never imported here: importing starts MPI
+    if MPI is None or not MPI.Is_initialized() or MPI.Is_finalized():
+        return
+    _abort_ranks(MPI.COMM_WORLD, message, status)
+
+
+def _abort_ranks(comm, message, status):
+    """If ``comm`` has more than one rank: say in one line on stderr which rank failed
+    and why, let mpiexec read it, and abort every rank with exit status ``status``."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    if size < 2:
+        return
+    one_line = " ".join(str(message).split("\n"))
+    sys.stderr.write(f"{one_line} [rank {rank} of {size}: aborting all ranks]\n")
+    _wait_until_output_is_read()
+    comm.Abort(status)
+
+
+def _wait_until_output_is_read(limit=DRAIN_SECONDS):
+    """Flush stdout and stderr, then wait until their readers (mpiexec's forwarding
+    processes) have taken everything from the pipes, or ``limit`` seconds have passed
+    (a reader that stopped reading must not keep the job from ending)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):    # closed, or its reader is gone: nothing to wait for
+            pass
+    deadline = time.monotonic() + limit
+    for fd in (1, 2):
+        while _unread_bytes(fd) > 0 and time.monotonic() < deadline:
+            time.sleep(1e-3)
+
+
+def _unread_bytes(fd):
+    """How many bytes written to pipe ``fd`` its reader has not read yet; 0 where ``fd``
+    is not a pipe (a terminal, a file: nothing to lose) or the system cannot say."""
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return 0
+        import fcntl
+        import termios               # both POSIX only: elsewhere, nothing to wait for
+        count = array.array("i", [0])
+        fcntl.ioctl(fd, termios.FIONREAD, count)
+    except (OSError, ImportError):
+        return 0
+    return count[0]
+
+
 def _install_abort_hook(communicator):
     """Make an uncaught exception on this rank abort the whole job (after printing it).
 
@@ -457,12 +528,7 @@ def _install_abort_hook(communicator):
 
     def abort_job(kind, value, tb):
         previous(kind, value, tb)
-        if communicator.size > 1:
-            sys.stderr.write(f"minitransformer.distributed: rank {communicator.rank} of "
-                             f"{communicator.size} failed with {kind.__name__}; aborting all "
-                             f"ranks\n")
-            sys.stderr.flush()
-            communicator.abort(1)
+        _abort_ranks(communicator.comm, f"minitransformer: {kind.__name__}: {value}", 1)
 
     abort_job._aborts_mpi_job = True
     sys.excepthook = abort_job

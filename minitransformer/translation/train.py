@@ -185,10 +185,10 @@ class Trainer:
     def train_step(self, batch):
         """One step on ``batch`` (with ``comm``: on this rank's rows of it); its loss."""
         self.model.train()
-        if self.device == "gpu":
-            # cuRAND's position cannot be saved in a checkpoint: seeding each step from
-            # (seed, step) gives a resumed run the same dropout masks as an unbroken one.
-            backend.reseed_gpu(self.settings.seed, self.step)
+        # Each rank draws its own dropout masks, and a resumed run the same ones as an
+        # unbroken run (backend.reseed_step says how).
+        rank = self.comm.rank if self.comm is not None else 0
+        backend.reseed_step(self.device, self.settings.seed, self.step, rank)
         if self.comm is not None:
             batch = self.comm.shard_batch(batch)
         loss = self.loss(batch)
@@ -297,6 +297,8 @@ class Trainer:
         no validation at all when ``valid_pairs`` is empty). The epoch's record (see
         ``history``) keeps the training tokens per second and the seconds since the start.
         """
+        if max_steps and self.step >= max_steps:
+            return self.history   # reached already: not one more step, nor an epoch
         settings = self.settings
         root = self.comm is None or self.comm.is_root
         if not root:
@@ -478,6 +480,8 @@ def new_trainer(kind, train_pairs, size="tiny", device="cpu", vocab="word", voca
     recipe.update({k: v for k, v in options.items() if k in setting_names and v is not None})
     settings = TrainingSettings(data=data or {}, **recipe)
     params.update({k: v for k, v in options.items() if k in params and v is not None})
+    # The same seed on every rank: the same initial weights (Trainer broadcasts rank 0's
+    # as well); the ranks' dropout streams part at the first step (Trainer.train_step).
     backend.manual_seed(settings.seed)
     src_vocab, tgt_vocab = build_vocabularies(train_pairs, vocab, vocab_size, min_freq)
     if kind == "transformer":

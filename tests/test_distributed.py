@@ -175,7 +175,7 @@ def test_train_command_on_two_ranks_follows_the_single_process_loss_curve(tmp_pa
     assert done.stdout.count("epoch 1:") == 1                      # rank 0 alone reports
     two_ranks = logged_losses(done.stdout)
     # The second epoch resumes the two ranks' checkpoint in one process.
-    main(["train", "--resume", "--checkpoint", checkpoint, "--epochs", "1", "--log-every", "1"])
+    main(["train", "--resume", "--checkpoint", checkpoint, "--epochs", "2", "--log-every", "1"])
     resumed = logged_losses(capsys.readouterr().out)
     assert len(single) == len(two_ranks) + len(resumed) >= 4
     # Printed with 3 decimals: equal up to the rounding of the last digit.

@@ -55,6 +55,17 @@ def test_check_fails_naming_the_file_when_a_csv_is_edited(tmp_path, capsys):
     assert committed[int(found[2]) - 1] == found[4]
 
 
+def test_the_command_line_runs_the_check_and_fails_with_it(tmp_path, capsys):
+    from minitransformer import cli
+    cli.main(["docs", "--check"])                   # returns: the committed tree matches
+    root = copy_of_the_tree(tmp_path)
+    (root / "docs" / "results.md").write_text("# Results\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["docs", "--check", "--root", str(root)])
+    assert stopped.value.code == 1
+    assert "docs/results.md" in capsys.readouterr().err
+
+
 def test_check_names_a_missing_page(tmp_path, capsys):
     root = copy_of_the_tree(tmp_path)
     (root / "docs" / "results.md").unlink()

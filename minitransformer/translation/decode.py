@@ -17,6 +17,9 @@ from ..functional import log_softmax
 from .._tensor import Tensor, no_grad
 
 CHECK_EVERY = 4  # greedy decoding looks for the end of every sentence every 4 tokens
+# The widest beam searched. A beam of k does k times greedy decoding's work per token, and
+# beams wider than about 10 translate no better (usually worse: they favour short output).
+MAX_BEAM = 64
 
 
 def greedy_decode(model, src, src_padding_mask, bos_id, eos_id, max_len=50):
@@ -64,9 +67,9 @@ def beam_search(model, src, src_padding_mask, bos_id, eos_id, beam_size=4, max_l
     values favour longer output). Returns one list of token ids per sentence, like
     :func:`greedy_decode`; with ``beam_size=1`` the result equals greedy decoding.
     """
-    if beam_size < 1 or max_len < 1:
-        raise ValueError(f"beam_search: beam_size and max_len must be >= 1, got {beam_size} "
-                         f"and {max_len}")
+    if not 1 <= beam_size <= MAX_BEAM or max_len < 1:
+        raise ValueError(f"beam_search: beam_size must be in 1..{MAX_BEAM} and max_len >= 1, "
+                         f"got {beam_size} and {max_len}")
     xp = backend.array_module(src.data)
     np = backend.numpy
     batch = src.shape[0]

@@ -12,7 +12,9 @@
 3. The sha256 of each TSV is checked too (:data:`TSV_SHA256`), so a user knows the files equal
    the ones the project's results were measured on. Only when all three are right are they
    renamed into DIR; the temporary folder is removed whatever happens. So a failure never
-   leaves a half-written file behind.
+   leaves a half-written file behind. (A killed download cannot remove its folder; it is
+   named after its process, ``.multi30k-download-<pid>-*``, and the next download into
+   DIR removes it.)
 
 Offline? Fetch the six files by hand (in a browser, on another machine) into a folder and pass
 that folder (or a ``file://`` URL) as ``--base-url``: the same checks apply.
@@ -23,6 +25,7 @@ Multi30k is for non-commercial research and education only: never commit it to a
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import pathlib
 import shutil
@@ -32,6 +35,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+
+from .checkpoint import process_alive
+from .data import sha256_of_file
 
 DEFAULT_BASE_URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/"
 DEFAULT_DIR = os.path.join("data", "multi30k")
@@ -62,20 +68,11 @@ TSV_SHA256 = {
 }
 
 _CHUNK = 1 << 16  # bytes read at a time while downloading
-_TEMP_PREFIX = ".multi30k-download-"
+_TEMP_PREFIX = ".multi30k-download-"   # then the pid of the downloading process, "-", random
 
 
 class DownloadError(RuntimeError):
     """Getting or converting the data failed; the message says what and what to do."""
-
-
-def sha256_of_file(path):
-    """Hex sha256 of the file at ``path``, read in chunks (the train files are megabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _base_url(base_url):
@@ -205,7 +202,7 @@ def download_multi30k(directory=DEFAULT_DIR, base_url=DEFAULT_BASE_URL, log=prin
     expected sums (the tables of this module; tests pass their own).
     Raises DownloadError on any failure, having removed everything it wrote.
     """
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     _check_table(raw_sha256, RAW_SHA256, "raw_sha256")
     _check_table(tsv_sha256, SPLITS, "tsv_sha256")
@@ -222,9 +219,11 @@ def download_multi30k(directory=DEFAULT_DIR, base_url=DEFAULT_BASE_URL, log=prin
     base = _base_url(base_url)
     created = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
+    for name in remove_leftovers(directory):
+        log(f"removed {os.path.join(directory, name)}, left by a download that was killed")
     # The temporary folder sits inside DIR, so the final renames stay on one file system
     # (os.replace is then atomic: a reader sees the old file or the new one, never half).
-    temp = tempfile.mkdtemp(prefix=_TEMP_PREFIX, dir=directory)
+    temp = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=directory)
     try:
         for name, expected in raw_sha256.items():
             url = urllib.parse.urljoin(base, name)
@@ -264,8 +263,23 @@ def download_multi30k(directory=DEFAULT_DIR, base_url=DEFAULT_BASE_URL, log=prin
     return paths
 
 
-def add_arguments(parser):
-    """The options of ``data multi30k`` on an argparse ``parser``."""
+def remove_leftovers(directory):
+    """Remove the temporary folders in ``directory`` of downloads whose process no longer
+    runs (killed before they could clean up); returns their names."""
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if not name.startswith(_TEMP_PREFIX):
+            continue
+        pid = name[len(_TEMP_PREFIX):].split("-", 1)[0]
+        if not (pid.isdigit() and process_alive(int(pid))):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def add_arguments(parser, seconds=float):
+    """The options of ``data multi30k`` on an argparse ``parser``. ``seconds``: the type
+    of ``--timeout`` (the command line passes one that refuses what is not positive)."""
     parser.add_argument("--dir", default=DEFAULT_DIR,
                         help=f"folder for train.tsv, val.tsv, test2016.tsv "
                              f"(default: {DEFAULT_DIR})")
@@ -274,7 +288,7 @@ def add_arguments(parser):
                              "you filled by hand (default: the multi30k/dataset repository)")
     parser.add_argument("--force", action="store_true",
                         help="download and replace the files even if they are present")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT,
                         help="seconds to wait for the server before giving up "
                              "(default: %(default)s)")
     return parser

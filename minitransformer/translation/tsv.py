@@ -7,8 +7,9 @@ One pair per line, UTF-8::
 Fields after the second are ignored. A line with fewer than two fields, or with an
 empty source or target, is *malformed*: :func:`read_tsv` skips it (and warns with
 the first line numbers) or raises, as ``on_error`` says. Blank lines are ignored.
-Problems with the file itself (missing, unreadable, not UTF-8, empty, no valid pair)
-raise errors that name the path.
+Problems with the file itself (missing, unreadable, not UTF-8, not text, a line over
+1 MiB, empty, no valid pair) raise errors that name the path. Files are read as a
+stream, one line at a time: their size is never a problem of memory.
 """
 import os
 import warnings
@@ -31,30 +32,57 @@ class TSVData:
     too_long: int = 0
 
 
+MAX_LINE_BYTES = 1 << 20   # 1 MiB: thousands of sentences; a longer "line" is not text
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"   # that some editors write at the start of a file
+
+
+def text_lines(stream, name):
+    """(line number, text) of each line of the binary ``stream``, decoded as UTF-8,
+    without its line end. Read one line at a time, each at most MAX_LINE_BYTES: a file
+    of any size, or an endless stream such as /dev/zero, costs one line of memory.
+
+    A line that is too long, holds a NUL byte (a binary file) or is not UTF-8 raises
+    ValueError naming ``name`` (a path, "stdin") and the line."""
+    for number, line in enumerate(iter(lambda: stream.readline(MAX_LINE_BYTES + 1), b""),
+                                  start=1):
+        if b"\0" in line:
+            column = line.index(b"\0") + 1
+            raise ValueError(f"{name}, line {number}: not text (got a NUL byte at column "
+                             f"{column}, expected UTF-8 text)")
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            raise ValueError(f"{name}, line {number}: line too long (got more than "
+                             f"{MAX_LINE_BYTES:,} bytes, expected a line of text)")
+        if number == 1 and line.startswith(_BYTE_ORDER_MARK):
+            line = line[len(_BYTE_ORDER_MARK):]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{name}, line {number}: not valid UTF-8 (got byte "
+                             f"{line[e.start]:#04x} at column {e.start + 1}, expected UTF-8 "
+                             f"text)") from None
+        yield number, text.rstrip("\n").rstrip("\r")
+
+
 def _lines(path):
-    """(line number, text) of each line of ``path``, decoded as UTF-8; errors name the path."""
+    """:func:`text_lines` of the file ``path``; errors name the path, and a file with
+    nothing but blank lines is an error too."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"parallel text file not found: {path}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"expected a TSV file, got a directory: {path}")
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        f = open(path, "rb")
     except OSError as e:
         # OSError(errno, ...) comes back as the matching subclass (PermissionError...).
         raise OSError(e.errno, f"cannot read parallel text file ({e.strerror})", path) from e
-    if not raw.strip():
+    blank = True
+    with f:
+        for number, text in text_lines(f, path):
+            blank = blank and not text.strip()
+            yield number, text
+    if blank:
         raise ValueError(f"parallel text file is empty: {path}")
-    if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark some editors write
-        raw = raw[3:]
-    for number, line in enumerate(raw.split(b"\n"), start=1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{path}, line {number}: not valid UTF-8 "
-                             f"(byte {line[e.start]:#04x} at column {e.start + 1})") from None
-        yield number, text.rstrip("\r")
 
 
 def read_tsv(path, max_tokens=None, on_error="skip", reverse=False):

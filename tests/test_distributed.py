@@ -22,6 +22,7 @@ from minitransformer.translation.batching import make_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "mpi_scripts", "data_parallel_driver.py")
+FAILING_VALIDATION = os.path.join(ROOT, "tests", "mpi_scripts", "failing_validation.py")
 MPIEXEC = shutil.which("mpiexec")
 HAS_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 
@@ -134,6 +135,7 @@ def test_two_ranks_with_batch_b_equal_one_rank_with_batch_2b(tmp_path, model):
     ("raise", "injected failure on rank 1"),   # an exception: the hook aborts the job
     ("exit", None),                            # a rank dies (exit code 3): mpiexec ends the others
     ("leave", "DistributedTimeout"),           # a rank stops taking part: the timeout
+    ("hang", "DistributedTimeout"),            # a rank hangs: the others' deadline ends it
 ])
 def test_a_failing_rank_stops_the_others_with_an_error(tmp_path, how, expected):
     done = run_driver(tmp_path, "--fail", how, "--fail-step", "1", "--timeout", "5")
@@ -180,3 +182,63 @@ def test_train_command_on_two_ranks_follows_the_single_process_loss_curve(tmp_pa
     assert len(single) == len(two_ranks) + len(resumed) >= 4
     # Printed with 3 decimals: equal up to the rounding of the last digit.
     np.testing.assert_allclose(two_ranks + resumed, single, atol=1.5e-3, rtol=0)
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_each_rank_draws_its_own_dropout_masks_and_a_run_repeats_exactly(tmp_path):
+    # Every rank is given the same rows, so only the dropout masks can make their
+    # losses differ; without dropout they must agree (the check can fail both ways).
+    runs = {}
+    for name, dropout in (("first", "0.3"), ("again", "0.3"), ("none", "0.0")):
+        out = tmp_path / name
+        out.mkdir()
+        done = run_driver(out, "--dropout", dropout, "--steps", "3")
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs[name] = [np.load(out / f"rank{r}.npz") for r in (0, 1)]
+    first, again, none = runs["first"], runs["again"], runs["none"]
+    # The same weights and rows on both ranks: in evaluation mode, the same loss.
+    assert first[0]["evaluation_loss"] == first[1]["evaluation_loss"]
+    # Training mode: every step's masks differ between the ranks ...
+    assert np.all(first[0]["own_losses"] != first[1]["own_losses"]), first[0]["own_losses"]
+    np.testing.assert_array_equal(none[0]["own_losses"], none[1]["own_losses"])
+    # ... and a second run of the job draws exactly the same ones.
+    for rank in (0, 1):
+        np.testing.assert_array_equal(first[rank]["own_losses"], again[rank]["own_losses"])
+        np.testing.assert_array_equal(first[rank]["losses"], again[rank]["losses"])
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_rank_0_failing_alone_in_the_command_line_ends_the_job_at_once(tmp_path):
+    # Rank 0 alone validates, after the first epoch, while rank 1 waits in its next
+    # collective; the script makes that validation raise. The command line reports it
+    # in one line; the job must end within seconds, not at the
+    # collectives' deadline (raised here to 600 s so that only the abort can end it).
+    train = tmp_path / "train.tsv"
+    train.write_text("".join(f"a{i} b{i} c\tx{i} y{i} z\n" for i in range(200)), encoding="utf-8")
+    valid = tmp_path / "valid.tsv"
+    valid.write_text("a1 b1 c\tx1 y1 z\n", encoding="utf-8")
+    test = tmp_path / "test.tsv"
+    test.write_text("a2 b2 c\tx2 y2 z\n", encoding="utf-8")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=ROOT,
+               MINITRANSFORMER_DIST_TIMEOUT="600")
+    command = [MPIEXEC, "-n", "2", sys.executable, FAILING_VALIDATION, "train",
+               "--model", "lstm", "--data", str(train), "--valid", str(valid), "--test",
+               str(test), "--vocab", "word", "--epochs", "3", "--log-every", "0",
+               "--checkpoint", str(tmp_path / "ck")]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True, cwd=str(tmp_path)) as process:
+        try:
+            out, err = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            out, err = process.communicate()
+            pytest.fail(f"the job still ran after 300 s (a hang):\n{out}\n{err}")
+        ended = time.time()
+    failed_at = re.search(r"failing in validation at ([0-9.]+)", err)
+    assert failed_at, out + err
+    assert ended - float(failed_at.group(1)) < 30, out + err
+    assert process.returncode == 2, out + err
+    assert "minitransformer train: error: injected failure in validation" in err
+    assert "[rank 0 of 2: aborting all ranks]" in err

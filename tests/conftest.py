@@ -6,6 +6,10 @@ strict stand-in ``tests/fake_cupy.py``: the GPU tests run on NumPy under CuPy's 
 with syncs and kernel launches counted. ``=nodevice`` makes it CuPy installed on a
 machine without a GPU. It must be installed before ``minitransformer`` imports CuPy,
 hence at the very top of this file.
+
+With ``MINITRANSFORMER_FAIL_ON_SKIP=1`` a skipped test counts as failed: a CI step that
+installs an extra (MPI, PyTorch) sets it, so that the step cannot pass by skipping the
+tests it exists to run.
 """
 import os
 
@@ -35,6 +39,19 @@ def pytest_report_header(config):
         return (f"CuPy is the stand-in tests/fake_cupy.py (mode {fake_cupy.MODE}): GPU code paths "
                 f"run on NumPy under CuPy's rules; no GPU numerics are tested")
     return None
+
+
+FAIL_ON_SKIP = os.environ.get("MINITRANSFORMER_FAIL_ON_SKIP", "") not in ("", "0")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if FAIL_ON_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under MINITRANSFORMER_FAIL_ON_SKIP=1: {reason}"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -12,6 +12,8 @@ installs an extra (MPI, PyTorch) sets it, so that the step cannot pass by skippi
 tests it exists to run.
 """
 import os
+import subprocess
+import sys
 
 _FAKE = os.environ.get("MINITRANSFORMER_FAKE_CUPY", "")
 if _FAKE not in ("", "0", "1", "device", "nodevice"):
@@ -87,3 +89,12 @@ def to_host(x):
     if isinstance(x, mt.Tensor):
         return x.numpy()
     return mt.backend.to_numpy(x)
+
+
+@pytest.fixture
+def ended_pid():
+    """The pid of a process that has ended and been reaped: no process has it now (a
+    killed save's or download's, for the tests of what they leave behind)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

@@ -78,6 +78,37 @@ def test_launcher_detection_reads_the_environment(monkeypatch):
     assert distributed.init(distributed=False) is None
 
 
+def test_each_rank_gets_its_own_seed_and_rank_0_the_one_process_one():
+    from minitransformer import backend
+    seeds = {backend.step_seed(7, step, rank) for step in range(50) for rank in range(4)}
+    assert len(seeds) == 200 and all(0 <= seed < 2 ** 63 for seed in seeds)
+    assert backend.step_seed(7, 3, 0) == backend.step_seed(7, 3)   # a one-process run's
+    assert backend.step_seed(7, 3, 1) == backend.step_seed(7, 3, 1)
+    with pytest.raises(ValueError, match="rank"):
+        backend.step_seed(7, 3, -1)
+
+
+def test_a_rank_above_0_reseeds_the_cpu_generator_each_step_and_rank_0_does_not():
+    from minitransformer import backend
+    backend.manual_seed(0)
+    backend.reseed_step("cpu", 0, 5, rank=0)
+    rank0 = backend.to_numpy(backend.random_uniform((4,), "float32", "cpu"))
+    backend.manual_seed(0)
+    one_process = backend.to_numpy(backend.random_uniform((4,), "float32", "cpu"))
+    np.testing.assert_array_equal(rank0, one_process)     # untouched: the running stream
+    draws = []
+    for _ in range(2):
+        backend.manual_seed(123)                          # whatever came before ...
+        backend.reseed_step("cpu", 0, 5, rank=1)
+        draws.append(backend.to_numpy(backend.random_uniform((4,), "float32", "cpu")))
+    np.testing.assert_array_equal(draws[0], draws[1])     # ... step 5 of rank 1 is the same
+    assert not np.array_equal(draws[0], rank0)
+
+
+def test_fail_together_does_nothing_in_one_process():
+    distributed.fail_together("minitransformer train: error: something", 2)   # returns
+
+
 # ---------------------------------------------------------------- under mpiexec
 def run_driver(tmp_path, *args, ranks=2, timeout=300):
     """Run the driver under ``mpiexec -n ranks``; returns the completed process. On a

@@ -323,3 +323,19 @@ def test_run_through_an_argparse_parser(server, tmp_path):
         run(args, log=lambda line: None)
     assert sorted(os.listdir(out)) == ["test2016.tsv", "train.tsv", "val.tsv"]  # kept as they were
     assert (out / "val.tsv").read_bytes() == EXPECTED_TSV["val.tsv"].encode("utf-8")
+
+
+def test_a_killed_downloads_folder_is_removed_by_the_next_download(server, tmp_path, ended_pid):
+    out = tmp_path / "data"
+    out.mkdir()
+    dead = ended_pid
+    left = out / f".multi30k-download-{dead}-abc"          # what a kill -9 leaves
+    left.mkdir()
+    (left / "train.de.gz").write_bytes(b"partial")
+    running = out / f".multi30k-download-{os.getpid()}-xyz"   # a download still running
+    running.mkdir()
+    lines = []
+    fetch(server, out, log=lines.append)
+    assert not left.exists() and running.exists()
+    assert any(left.name in line and "killed" in line for line in lines)
+

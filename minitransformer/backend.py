@@ -34,8 +34,9 @@ def check_device(device, argument="device"):
     return device
 
 
-_default_device = check_device(os.environ.get("MINITRANSFORMER_DEVICE", "cpu"),
-                               "environment variable MINITRANSFORMER_DEVICE")
+# Read from $MINITRANSFORMER_DEVICE when first needed, not at import: a bad value is then
+# an error of the program that uses it (the command line's one line), not of ``import``.
+_default_device = None
 
 
 _gpu_found = None   # the answer of gpu_available(), asked once (see there)
@@ -69,7 +70,12 @@ def _require_gpu():
 
 
 def default_device():
-    """The device new tensors go to when none is named."""
+    """The device new tensors go to when none is named: set by :func:`set_default_device`,
+    else ``$MINITRANSFORMER_DEVICE``, else "cpu"."""
+    global _default_device
+    if _default_device is None:
+        _default_device = check_device(os.environ.get("MINITRANSFORMER_DEVICE", "cpu"),
+                                       "environment variable MINITRANSFORMER_DEVICE")
     return _default_device
 
 
@@ -85,7 +91,7 @@ def set_default_device(device):
 def resolve_device(device):
     """``device`` checked, or the default device when it is None."""
     if device is None:
-        return _default_device
+        return default_device()
     check_device(device)
     if device == "gpu":
         _require_gpu()

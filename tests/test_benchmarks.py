@@ -271,7 +271,9 @@ def test_bench_folder_has_one_script_per_benchmark():
 
 
 def test_unknown_benchmark_is_a_clear_error():
-    with pytest.raises(SystemExit, match="no benchmark 'seq_scalin'; choose from"):
+    with pytest.raises(common.CommandError,
+                       match=r"no such benchmark \(NAME, got seq_scalin, expected one of "
+                             r"matmul_peak, seq_scaling"):
         runner.run("seq_scalin")
 
 

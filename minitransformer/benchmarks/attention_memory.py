@@ -180,16 +180,16 @@ def plot(rows, fitted, budget, device, path):
 def main(argv=None):
     parser = common.parser("attention_memory", __doc__.split("\n\n")[0],
                            quick_help="n = 256 ... 2048, 10 s per point at most")
-    parser.add_argument("--lengths", type=int, nargs="+",
+    parser.add_argument("--lengths", type=common.positive_int, nargs="+",
                         help="sequence lengths (default: powers of 2 from 256 to the device's cap)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--head-dim", type=int, default=64)
-    parser.add_argument("--block-size", type=int, default=128)
-    parser.add_argument("--memory-budget-gib", type=float,
+    parser.add_argument("--batch", type=common.positive_int, default=1)
+    parser.add_argument("--heads", type=common.positive_int, default=4)
+    parser.add_argument("--head-dim", type=common.positive_int, default=64)
+    parser.add_argument("--block-size", type=common.positive_int, default=128)
+    parser.add_argument("--memory-budget-gib", type=common.positive_float,
                         help=f"per variant (default: {CPU_MEMORY_BUDGET_GIB:g} on the CPU, 80%% "
                              f"of free GPU memory)")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
+    parser.add_argument("--max-seconds", type=common.positive_float, default=60.0,
                         help="skip a point expected to take longer than this")
     args = common.parse(parser, argv, quick=dict(lengths=[256, 512, 1024, 2048], max_seconds=10.0))
 

@@ -440,16 +440,16 @@ def main(argv=None):
     parser = common.parser("data_parallel", __doc__.splitlines()[0],
                            quick_help="G = 8, 32; 2 repeats")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--batches", type=int, nargs="+", default=None,
+    parser.add_argument("--batches", type=common.positive_int, nargs="+", default=None,
                         help=f"global batches timed with 1 rank (default {BATCHES})")
-    parser.add_argument("--parallel-batches", type=int, nargs="+", default=None,
+    parser.add_argument("--parallel-batches", type=common.positive_int, nargs="+", default=None,
                         help=f"global batches timed with 2 ranks (default {PARALLEL_BATCHES})")
-    parser.add_argument("--per-rank-batch", type=float, default=64,
+    parser.add_argument("--per-rank-batch", type=common.positive_float, default=64,
                         help="per-rank batch of the predicted weak scaling")
-    parser.add_argument("--global-batch", type=float, default=64,
+    parser.add_argument("--global-batch", type=common.positive_float, default=64,
                         help="global batch of the predicted strong scaling (training's default)")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per mpiexec job")
+    parser.add_argument("--repeats", type=common.positive_int, default=7)
+    parser.add_argument("--timeout", type=common.positive_float, default=900, help="seconds per mpiexec job")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = common.parse(parser, argv)
     args.batches = args.batches or (QUICK_BATCHES if args.quick else BATCHES)

@@ -134,11 +134,11 @@ def plot(rows, path, device):
 def main(argv=None):
     parser = common.parser("decoding", __doc__.splitlines()[0],
                            quick_help=f"n = {' '.join(map(str, QUICK_LENGTHS))}, batch 32, 2 repeats")
-    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS),
+    parser.add_argument("--lengths", type=common.positive_int, nargs="+", default=list(LENGTHS),
                         help=f"output lengths n (default {' '.join(map(str, LENGTHS))})")
     common.add_size_flags(parser, batch=64, repeats=3)
     parser.add_argument("--size", default="tiny", choices=sorted(PRESETS["transformer"]))
-    parser.add_argument("--max-seconds", type=float, default=20.0,
+    parser.add_argument("--max-seconds", type=common.positive_float, default=20.0,
                         help="a method slower than this per decode is skipped at larger n")
     args = common.parse(parser, argv, quick=dict(lengths=list(QUICK_LENGTHS), batch=32, repeats=2))
     where = common.device_description(args.device)

@@ -203,8 +203,8 @@ def run(device="cpu", steps=1000, batch=16, seq=32, dim=64, heads=4,
 
 def main(argv=None):
     parser = common.parser("memory", __doc__.splitlines()[0], quick_help="50 steps, n up to 256")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--lengths", type=int, nargs="+", default=list(ATTENTION_LENGTHS),
+    parser.add_argument("--steps", type=common.positive_int, default=1000)
+    parser.add_argument("--lengths", type=common.positive_int, nargs="+", default=list(ATTENTION_LENGTHS),
                         help="sequence lengths of the attention memory curve")
     args = common.parse(parser, argv, quick=dict(
         steps=50, lengths=[n for n in ATTENTION_LENGTHS if n <= 256]))

@@ -86,7 +86,7 @@ def run(device="cpu", batch=32, dim=256, heads=8, lengths=(16, 32, 64, 128, 256)
 def main(argv=None):
     parser = common.parser("overhead", __doc__.splitlines()[0], quick_help="n = 32, 128; 3 repeats")
     common.add_size_flags(parser, batch=32, d=256, heads=8, repeats=7)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    parser.add_argument("--lengths", type=common.positive_int, nargs="+", default=[16, 32, 64, 128, 256])
     args = common.parse(parser, argv, quick=dict(lengths=[32, 128], repeats=3))
     rows = run(args.device, args.batch, args.d, args.heads, args.lengths, args.repeats)
     print(f"engine vs hand-written arrays, forward+backward, batch {args.batch}, d {args.d}, "

@@ -235,15 +235,15 @@ def main(argv=None):
     parser = common.parser("predict", __doc__.splitlines()[0],
                            quick_help="n = 16, 64 measured; GPU sweep to 256; 3 repeats")
     parser.add_argument("--layers", nargs="+", default=list(LAYERS), choices=LAYERS)
-    parser.add_argument("--lengths", type=int, nargs="+", default=list(CPU_LENGTHS),
+    parser.add_argument("--lengths", type=common.positive_int, nargs="+", default=list(CPU_LENGTHS),
                         help="sequence lengths measured and predicted (default 16..512)")
-    parser.add_argument("--sweep", type=int, nargs="+", default=list(GPU_SWEEP),
+    parser.add_argument("--sweep", type=common.positive_int, nargs="+", default=list(GPU_SWEEP),
                         help="sequence lengths of the H200 prediction (default 16..4096)")
-    parser.add_argument("--speedup-lengths", type=int, nargs="+", default=list(SPEEDUP_LENGTHS))
+    parser.add_argument("--speedup-lengths", type=common.positive_int, nargs="+", default=list(SPEEDUP_LENGTHS))
     common.add_size_flags(parser, batch=32, d=256, heads=8, repeats=7)
-    parser.add_argument("--min-time", type=float, default=0.5,
+    parser.add_argument("--min-time", type=common.nonnegative_float, default=0.5,
                         help="timed seconds per point at least (default 0.5)")
-    parser.add_argument("--max-seconds", type=float, default=900.0,
+    parser.add_argument("--max-seconds", type=common.positive_float, default=900.0,
                         help="after this many seconds, later measured points are skipped")
     parser.add_argument("--tf32", action="store_true",
                         help="the H200 model runs matmuls on TF32 tensor cores (default FP32)")

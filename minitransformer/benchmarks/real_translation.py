@@ -158,14 +158,14 @@ def plot(rows, curves, path, title):
 def main(argv=None):
     parser = common.parser("real_translation", __doc__.splitlines()[0],
                            quick_help=f"{QUICK['minutes']:g} minutes of the tiny models (a smoke test)")
-    parser.add_argument("--minutes", type=float, default=None,
+    parser.add_argument("--minutes", type=common.positive_float, default=None,
                         help=f"training minutes per model (default {FULL['minutes']:g})")
     parser.add_argument("--size", default=None, help="model preset (default base)")
     parser.add_argument("--data-dir", default=None,
                         help="folder with train.tsv, val.tsv, test2016.tsv")
     parser.add_argument("--english-to-german", action="store_true",
                         help="translate English -> German (default: German -> English)")
-    parser.add_argument("--test-sentences", type=int, default=None,
+    parser.add_argument("--test-sentences", type=common.positive_int, default=None,
                         help="score only the first N test sentences")
     parser.add_argument("train_options", nargs=argparse.REMAINDER,
                         help="after '--': more options for train (e.g. -- --lr 1e-3)")

@@ -20,7 +20,6 @@ summary and the others still run. Four are left out of the suite and run by name
 ``gpu_compare`` (the GPU's numbers against the CPU's; ``bench/gpu_check.sh`` runs it) and
 ``table1`` (counts, not timings: ``python -m minitransformer table1``).
 """
-import argparse
 import importlib
 import os
 import sys
@@ -119,8 +118,8 @@ SUITE = ("matmul_peak", "seq_scaling", "overhead", "vs_pytorch", "memory", "atte
 def run(name, argv=()):
     """Run benchmark ``name`` with command-line flags ``argv``; returns what its main returns."""
     if name not in BENCHMARKS:
-        raise SystemExit(f"minitransformer bench: no benchmark {name!r}; "
-                         f"choose from {', '.join(BENCHMARKS)}")
+        raise common.CommandError("no such benchmark", "NAME", name,
+                                  f"one of {', '.join(BENCHMARKS)}")
     module = importlib.import_module(f"{__package__}.{name}")
     return module.main(list(argv))
 
@@ -141,9 +140,9 @@ def run_in_suite(name, argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in BENCHMARKS:
+    if argv and not argv[0].startswith("-"):
         return run(argv[0], argv[1:])
-    parser = argparse.ArgumentParser(
+    parser = common.CommandParser(
         prog="python -m minitransformer bench", usage="%(prog)s [NAME] [flags]",
         description="Run one benchmark by NAME, or the suite of them. Benchmarks: "
         + ", ".join(BENCHMARKS) + ". With a NAME the flags are that benchmark's (see "

@@ -261,10 +261,10 @@ def main(argv=None):
     parser = common.parser("seq_scaling", __doc__.splitlines()[0],
                            quick_help="n = 16, 64, 128; 3 repeats; a 45 s budget")
     parser.add_argument("--layers", nargs="+", default=list(LAYERS), choices=LAYERS)
-    parser.add_argument("--lengths", type=int, nargs="+", default=None,
+    parser.add_argument("--lengths", type=common.positive_int, nargs="+", default=None,
                         help="sequence lengths (default 16..512 on the CPU, ..4096 on a GPU)")
     common.add_size_flags(parser, batch=32, d=256, heads=8, repeats=7)
-    parser.add_argument("--max-seconds", type=float, default=540.0,
+    parser.add_argument("--max-seconds", type=common.positive_float, default=540.0,
                         help="time budget of the whole run; slower points are skipped")
     args = common.parse(parser, argv, quick=dict(lengths=list(QUICK_LENGTHS), repeats=3,
                                                  max_seconds=45.0))

@@ -339,9 +339,9 @@ def parse_args(argv=None):
         "self-attention layer, and fit the exponent of n.",
         quick_help=f"n = {' '.join(map(str, QUICK_NS))}", default_out=DEFAULT_OUT_DIR)
     parser.prog = "python -m minitransformer table1"
-    parser.add_argument("--d", type=int, default=64, help="model dimension d (default 64)")
-    parser.add_argument("--heads", type=int, default=1, help="attention heads (default 1)")
-    parser.add_argument("--ns", type=int, nargs="+", default=list(DEFAULT_NS),
+    parser.add_argument("--d", type=common.positive_int, default=64, help="model dimension d (default 64)")
+    parser.add_argument("--heads", type=common.positive_int, default=1, help="attention heads (default 1)")
+    parser.add_argument("--ns", type=common.positive_int, nargs="+", default=list(DEFAULT_NS),
                         help="sequence lengths (default 8 16 ... 512)")
     parser.add_argument("--layers", nargs="+", choices=LAYERS, default=list(LAYERS))
     parser.add_argument("--readme-snippet", metavar="FILE", default=None,

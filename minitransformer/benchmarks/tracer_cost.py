@@ -86,7 +86,7 @@ def run(batch=4, seq=64, dim=32, repeats=15, device="cpu", out_dir=None, check_c
 def main(argv=None):
     parser = common.parser("tracer_cost", __doc__.splitlines()[0], quick_help="5 repeats")
     common.add_size_flags(parser, batch=4, d=32, repeats=15)
-    parser.add_argument("--n", type=int, default=64, help="sequence length (default 64)")
+    parser.add_argument("--n", type=common.positive_int, default=64, help="sequence length (default 64)")
     args = common.parse(parser, argv, quick=dict(repeats=5))
     r = run(args.batch, args.n, args.d, args.repeats, args.device, args.out_dir)
     print(f"tracer cost on {common.device_description(args.device)}: {r['workload']}, "

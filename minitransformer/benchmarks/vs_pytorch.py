@@ -385,16 +385,16 @@ def main(argv=None):
     parser = common.parser("vs_pytorch", __doc__.splitlines()[0],
                            quick_help="n = 64; 3 repeats", default_out="bench/results/cpu/")
     common.add_size_flags(parser, batch=32, d=256, heads=8, repeats=7)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    parser.add_argument("--lengths", type=common.positive_int, nargs="+", default=[16, 32, 64, 128, 256])
     parser.add_argument("--only", nargs="+", choices=COMPARISONS, default=None,
                         help="run only these comparisons (default: all)")
     parser.add_argument("--data-dir", default=None,
                         help=f"Multi30k's folder (default {os.path.relpath(MULTI30K_DIR)})")
-    parser.add_argument("--base-batches", type=int, default=8,
+    parser.add_argument("--base-batches", type=common.positive_int, default=8,
                         help="translator_base_multi30k: how many different batches a pass takes")
-    parser.add_argument("--base-repeats", type=int, default=5,
+    parser.add_argument("--base-repeats", type=common.positive_int, default=5,
                         help="translator_base_multi30k: timed passes per side (median)")
-    parser.add_argument("--base-dropout", type=float, default=0.0,
+    parser.add_argument("--base-dropout", type=common.fraction, default=0.0,
                         help="translator_base_multi30k: dropout on both sides (default off)")
     args = common.parse(parser, argv, quick=dict(lengths=[64], repeats=3),
                         default_out_dir=common.results_dir("cpu"))

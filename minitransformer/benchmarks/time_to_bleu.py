@@ -216,10 +216,10 @@ def main(argv=None):
     parser = common.parser("time_to_bleu", __doc__.splitlines()[0],
                            quick_help=f"short budgets ({QUICK['budget']:g} s, mirror "
                                       f"{QUICK['mirror_budget']:g} s), n = 16")
-    parser.add_argument("--budget", type=common.positive_float, default=None,
+    parser.add_argument("--budget", type=common.nonnegative_float, default=None,
                         help=f"training seconds per model on the corpus (default "
                              f"{FULL['budget']:.0f}, quick {QUICK['budget']:.0f}; 0 skips it)")
-    parser.add_argument("--mirror-budget", type=common.positive_float, default=None,
+    parser.add_argument("--mirror-budget", type=common.nonnegative_float, default=None,
                         help=f"training seconds per model and length on the mirror task "
                              f"(default {FULL['mirror_budget']:.0f}, quick "
                              f"{QUICK['mirror_budget']:.0f}; 0 skips it)")
@@ -231,7 +231,7 @@ def main(argv=None):
                         help="the Transformer's peak learning rate on the mirror task "
                              "(default: the paper's, d^-0.5 · warmup^-0.5 = 6.25e-3 for the "
                              "tiny model)")
-    parser.add_argument("--mirror-warmup", type=common.int_from(0), default=None,
+    parser.add_argument("--mirror-warmup", type=common.positive_int, default=None,
                         help="the Transformer's warm-up steps on the mirror task (default 400)")
     parser.add_argument("--models", choices=MODELS, nargs="+", default=None,
                         help="which models race (default both)")

@@ -22,29 +22,38 @@ def recall_batch(rng, batch, delay, device):
     return mt.tensor(x, device=device), mt.tensor(tokens[:, 0], device=device)
 
 
+HIDDEN = 32
+
+
 class Recall(nn.Module):
-    def __init__(self, recurrent, hidden=16):
+    def __init__(self, recurrent):
         super().__init__()
-        self.rnn = recurrent(SYMBOLS + 1, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, SYMBOLS)
+        self.rnn = recurrent(SYMBOLS + 1, HIDDEN, batch_first=True)
+        self.head = nn.Linear(HIDDEN, SYMBOLS)
+        if recurrent is nn.LSTM:
+            remember(self.rnn)
 
     def forward(self, x):
         out, _ = self.rnn(x)
         return self.head(out[:, -1])         # predict from the last step only
 
 
-def train_recall(recurrent, device, delay=20, steps=200):
+def remember(lstm):
+    """The usual LSTM initialisation trick (Gers et al.; Jozefowicz et al. 2015): a
+    positive forget-gate bias, so that the cell starts out remembering."""
+    forget = slice(HIDDEN, 2 * HIDDEN)       # gates in PyTorch's order: input, forget, cell, output
+    lstm.bias_hh_l0.data[forget] += 3.0
+
+
+def test_an_lstm_learns_to_recall_a_symbol_across_a_delay(device, delay=20):
+    # Seeded; these settings learn the task on every one of 30 seeds tried, so
+    # that the floating-point rounding of another CPU or BLAS cannot tip the result.
     mt.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = Recall(recurrent)
-    if recurrent is nn.LSTM:
-        # The usual LSTM initialisation trick (Gers et al.; Jozefowicz et al. 2015): a
-        # positive forget-gate bias, so that the cell starts out remembering.
-        model.rnn.bias_hh_l0.data[16:32] += 3.0
-    model.to(device)
-    opt = optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(steps):
-        x, y = recall_batch(rng, 32, delay, device)
+    model = Recall(nn.LSTM).to(device)
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(300):
+        x, y = recall_batch(rng, 64, delay, device)
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
@@ -52,14 +61,35 @@ def train_recall(recurrent, device, delay=20, steps=200):
         opt.step()
     x, y = recall_batch(np.random.default_rng(99), 500, delay, device)
     with mt.no_grad():
-        return float((to_host(model(x)).argmax(-1) == to_host(y)).mean())
+        accuracy = float((to_host(model(x)).argmax(-1) == to_host(y)).mean())
+    assert accuracy > 0.95
 
 
-def test_lstm_remembers_across_a_delay_that_defeats_a_plain_rnn(device):
-    lstm_accuracy = train_recall(nn.LSTM, device)
-    rnn_accuracy = train_recall(nn.RNN, device)
-    assert lstm_accuracy > 0.95
-    assert rnn_accuracy < lstm_accuracy - 0.3
+def reach_back(recurrent, seed, device, delay=20):
+    """How much of the gradient of the last output reaches the first input, relative to
+    the last input's: what a training step can learn about step 0 from step ``delay``."""
+    mt.manual_seed(seed)
+    layer = recurrent(SYMBOLS + 1, HIDDEN, batch_first=True)
+    if recurrent is nn.LSTM:
+        remember(layer)
+    layer.to(device)
+    x = np.random.default_rng(seed).normal(size=(8, delay + 1, SYMBOLS + 1))
+    x = mt.tensor(x.astype(np.float32), device=device, requires_grad=True)
+    out, _ = layer(x)                        # (batch, delay + 1, hidden)
+    out[:, -1].sum().backward()
+    per_step = np.abs(to_host(x.grad)).sum(axis=(0, 2))   # (delay + 1,)
+    return per_step[0] / per_step[-1]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_gradient_fades_across_a_delay_in_an_rnn_and_not_in_an_lstm(device, seed):
+    # Why the LSTM learns what the RNN finds hard: through 20 tanh steps the RNN's
+    # gradient shrinks by a factor per step (about a millionth here); the LSTM's cell,
+    # whose forget gate starts near 1, passes it on almost whole. Adam rescales small
+    # gradients, so a plain RNN still learns this delay on some seeds: the fading is the
+    # robust fact, the failure to learn is not.
+    assert reach_back(nn.LSTM, seed, device) > 0.1
+    assert reach_back(nn.RNN, seed, device) < 1e-3
 
 
 VOCAB, LENGTH = 8, 6

@@ -205,7 +205,10 @@ def writer_lock(directory, log=print):
     a process of this machine that no longer runs (killed, or the machine restarted),
     or one that names no process, is taken over, with one line to ``log``. A lock
     from another host cannot be checked, so it counts as held. Left-over temporary
-    files of killed saves are removed once the lock is held."""
+    files of killed saves are removed once the lock is held. A folder this call
+    created is removed again if the block leaves it empty (resume or loading the
+    data failed), so a failed start leaves nothing behind."""
+    created = not os.path.isdir(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, LOCK)
     mine = (os.getpid(), socket.gethostname())
@@ -225,6 +228,8 @@ def writer_lock(directory, log=print):
     finally:
         if _holder(path) == mine:
             os.remove(path)
+        if created and not os.listdir(directory):
+            os.rmdir(directory)
 
 
 def _create_lock(path, holder):

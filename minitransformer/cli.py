@@ -196,13 +196,18 @@ def _refuse_existing_checkpoint(directory):
                            "to replace it")
 
 
+def _count(number, noun):
+    """ "1 epoch", "3 epochs"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _describe_checkpoint(directory):
     """What a checkpoint holds, in a few words: model, epochs, step, last valid BLEU."""
     from .translation import checkpoint
     try:
         meta = checkpoint.load_meta(directory)
         progress = meta["progress"]
-        words = [meta["model_config"]["kind"], f"{progress['epoch']} epochs",
+        words = [meta["model_config"]["kind"], _count(progress["epoch"], "epoch"),
                  f"step {progress['step']}"]
         scores = [record["valid_bleu"] for record in progress["history"] if "valid_bleu" in record]
     except (checkpoint.CheckpointError, OSError, KeyError, TypeError):
@@ -251,8 +256,7 @@ def _resumed(args, device, comm):
     """The Trainer of --checkpoint and its data, after checking that the options given
     agree with it and leave it something to train."""
     from .translation.data import DataChanged, data_sha256, load_data
-    from .translation.train import Trainer
-    trainer = Trainer.load(args.checkpoint, device=device, comm=comm)
+    trainer = _load_checkpoint(args, device, comm)
     _check_resumed_options(args, trainer)
     _check_budget_left(args, trainer)
     print(f"resuming {trainer.model.config['kind']} from {args.checkpoint} at epoch "
@@ -376,11 +380,20 @@ def _check_sentences(sentences):
                                os.fsencode(sentence), "UTF-8 text") from None
 
 
-def cmd_translate(args):
+def _load_checkpoint(args, device, comm=None):
+    """The Trainer saved at ``--checkpoint``, on ``device``."""
+    from .translation import checkpoint
     from .translation.train import Trainer
+    if not os.path.exists(checkpoint.checkpoint_file(args.checkpoint)):
+        raise CommandError("no checkpoint there", "--checkpoint", args.checkpoint,
+                           f"a folder holding {checkpoint.FILENAME}, as train writes it")
+    return Trainer.load(args.checkpoint, device=device, comm=comm)
+
+
+def cmd_translate(args):
     from .translation.tsv import text_lines
     _check_sentences(args.sentences)
-    trainer = Trainer.load(args.checkpoint, device=_device(args))
+    trainer = _load_checkpoint(args, _device(args))
     # Bytes, so that a line that is not UTF-8 is named; a stdin replaced by text (a
     # test's StringIO) has no buffer and is text already.
     stdin = getattr(sys.stdin, "buffer", None)
@@ -403,13 +416,12 @@ def _refuse_to_overwrite(output, inputs):
 def cmd_evaluate(args):
     from .translation import checkpoint
     from .translation.data import DATA_FILES, DataChanged, load_data
-    from .translation.train import Trainer
     from .translation.tsv import load_tsv
     if args.output:
         check_writable_file(args.output, "--output")
         _refuse_to_overwrite(args.output, {"--checkpoint": checkpoint.checkpoint_file(args.checkpoint),
                                            "--data": args.data})
-    trainer = Trainer.load(args.checkpoint, device=_device(args))
+    trainer = _load_checkpoint(args, _device(args))
     data_args = trainer.settings.data
     if args.output:
         _refuse_to_overwrite(args.output, {f"the training's {_DATA_OPTIONS[name]}": data_args.get(name)
@@ -456,8 +468,8 @@ def cmd_docs(args):
 
 
 def cmd_table1(argv):
-    from .benchmarks.runner import main
-    return main(["table1", *argv])
+    from .benchmarks import table1
+    return table1.main(argv, command="table1")
 
 
 def cmd_bench(argv):
@@ -622,8 +634,9 @@ def _command_named(argv):
     """The command of ``argv`` as error lines name it before its parser has read it."""
     if not argv or argv[0].startswith("-"):
         return ""
-    if argv[0] == "bench" and len(argv) > 1 and not argv[1].startswith("-"):
-        return f"bench {argv[1]}"
+    if argv[0] in ("bench", "data") and len(argv) > 1 and argv[1].strip() \
+            and not argv[1].startswith("-"):
+        return f"{argv[0]} {argv[1]}"   # "bench decoding", "data multi30k"
     return argv[0]
 
 

@@ -225,12 +225,14 @@ def add_size_flags(parser, **defaults):
                             help=f"{_SIZE_FLAGS[name]} (default {default})")
 
 
-def parse(parser, argv=None, quick=None, default_out_dir=None):
+def parse(parser, argv=None, quick=None, default_out_dir=None, check=None):
     """Read ``argv``. With ``--quick``, the defaults in ``quick`` (a dict of flag
     destinations) replace the full ones; flags given on the command line still win.
     ``args.device`` comes back resolved, ``args.out_dir`` filled in (default
     ``default_out_dir``, else ``bench/results/<device>``), checked writable and created,
-    so that a benchmark never measures for minutes and then fails to write."""
+    so that a benchmark never measures for minutes and then fails to write.
+    ``check(args)``: the benchmark's own checks (raising CommandError), run before
+    anything is created."""
     args = parser.parse_args(argv)
     if args.quick and quick:
         parser.set_defaults(**quick)
@@ -239,6 +241,8 @@ def parse(parser, argv=None, quick=None, default_out_dir=None):
     if args.out_dir is None:
         args.out_dir = default_out_dir or results_dir(args.device)
     try:
+        if check is not None:
+            check(args)
         check_writable_folder(args.out_dir, "--out-dir")
     except CommandError as error:
         parser.error(str(error))

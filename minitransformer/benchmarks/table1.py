@@ -332,13 +332,15 @@ def trace_training_step(layer, n=64, d=64, heads=1, device="cpu", directory=None
     return t
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, command="bench table1"):
+    """Read table1's flags; ``command`` names it in --help and error lines, as the
+    user typed it (``table1`` or ``bench table1``)."""
     parser = common.parser(
         "table1", "Measure Table 1 of 'Attention Is All You Need' (FLOPs per layer, "
         "sequential operations, maximum path length) for an RNN, an LSTM and a "
         "self-attention layer, and fit the exponent of n.",
         quick_help=f"n = {' '.join(map(str, QUICK_NS))}", default_out=DEFAULT_OUT_DIR)
-    parser.prog = "python -m minitransformer table1"
+    parser.prog = f"python -m minitransformer {command}"
     parser.add_argument("--d", type=common.positive_int, default=64, help="model dimension d (default 64)")
     parser.add_argument("--heads", type=common.positive_int, default=1, help="attention heads (default 1)")
     parser.add_argument("--ns", type=common.positive_int, nargs="+", default=list(DEFAULT_NS),
@@ -352,12 +354,23 @@ def parse_args(argv=None):
                              "layer (n = the largest --ns, capped at 64) and write each op with "
                              "its synchronised time to DIR/trace_<layer>_<device>.csv/.json/.png")
     return common.parse(parser, argv, quick=dict(ns=list(QUICK_NS)),
-                        default_out_dir=DEFAULT_OUT_DIR)
+                        default_out_dir=DEFAULT_OUT_DIR, check=_check)
 
 
-def main(argv=None):
-    """Entry point of ``python -m minitransformer table1``; returns 0."""
-    args = parse_args(argv)
+def _check(args):
+    """What table1's options must be before it measures or writes anything."""
+    if args.readme_snippet:
+        common.check_writable_file(args.readme_snippet, "--readme-snippet")
+    elif args.trace_step:
+        common.check_writable_folder(args.trace_step, "--trace-step")
+    elif len(args.ns) < 2:
+        raise common.CommandError("too few sequence lengths to fit an exponent", "--ns",
+                                  " ".join(map(str, args.ns)), "at least two")
+
+
+def main(argv=None, command="bench table1"):
+    """Entry point of ``python -m minitransformer table1`` (and ``bench table1``); returns 0."""
+    args = parse_args(argv, command)
     if args.readme_snippet:
         with open(args.readme_snippet, "w") as f:
             f.write(readme_snippet())
@@ -373,8 +386,6 @@ def main(argv=None):
             print(t.report("all"), end="\n\n")
         print(f"wrote trace_<layer>_{device}.csv/.json/.png to {args.trace_step}")
         return 0
-    if len(args.ns) < 2:
-        raise SystemExit("table1: give at least two sequence lengths to fit an exponent")
     device = args.device
     started = time.perf_counter()
     rows = run(args.ns, args.d, args.heads, args.layers, device)

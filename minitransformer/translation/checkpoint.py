@@ -27,7 +27,8 @@ FILENAME = "checkpoint.npz"
 LOCK = "train.lock"
 _META = "__meta__"
 _TEMP_PREFIX = ".checkpoint-"
-# A save's temporary file: .checkpoint-<pid>-<random>.tmp (without the pid: an older save's).
+# A save's temporary file: .checkpoint-<pid>-<random>.tmp. One without a pid names no
+# process that could still be writing it, so it is always a leftover.
 _TEMP_NAME = re.compile(r"\.checkpoint-(?:(\d+)-)?[a-z0-9_]+\.tmp")
 
 
@@ -171,12 +172,15 @@ class CheckpointLocked(RuntimeError):
 
     def __init__(self, directory, holder):
         self.directory, self.holder = directory, holder
+        lock = os.path.join(directory, LOCK)
         super().__init__(f"{directory} is being written by another training ({holder} holds "
-                         f"{os.path.join(directory, LOCK)})")
+                         f"{lock}; if no training runs there, remove {lock})")
 
 
 def process_alive(pid):
     """True if a process ``pid`` runs on this machine (someone else's included)."""
+    if pid <= 0:               # 0 and negative pids name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)        # signal 0: asks, sends nothing
     except ProcessLookupError:
@@ -187,12 +191,14 @@ def process_alive(pid):
 
 
 def _holder(path):
-    """(pid, host) written in the lock file ``path``, or None if it cannot be read."""
+    """(pid, host) written in the lock file ``path``, or None if it names no process.
+    Raises FileNotFoundError if there is no lock, another OSError if it cannot be read."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     try:
-        with open(path, encoding="utf-8") as f:
-            pid, host = f.read().split()
+        pid, host = text.split()
         return int(pid), host
-    except (OSError, ValueError):
+    except ValueError:
         return None
 
 
@@ -204,40 +210,86 @@ def writer_lock(directory, log=print):
     A lock held by a running process raises :class:`CheckpointLocked`. A lock left by
     a process of this machine that no longer runs (killed, or the machine restarted),
     or one that names no process, is taken over, with one line to ``log``. A lock
-    from another host cannot be checked, so it counts as held. Left-over temporary
-    files of killed saves are removed once the lock is held. A folder this call
-    created is removed again if the block leaves it empty (resume or loading the
-    data failed), so a failed start leaves nothing behind."""
-    created = not os.path.isdir(directory)
+    from another host, or one this user cannot read, cannot be checked, so it counts
+    as held. Left-over temporary files of killed saves are removed once the lock is
+    held. The folders this call created are removed again if the block leaves them
+    empty (resume or loading the data failed), so a failed start leaves nothing behind."""
+    created = missing_folders(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, LOCK)
     mine = (os.getpid(), socket.gethostname())
-    for attempt in range(2):   # the second after taking a dead process's lock over
-        if _create_lock(path, mine):
-            break
-        holder = _holder(path)
-        abandoned = holder is None or (holder[1] == mine[1] and not process_alive(holder[0]))
-        if attempt or not abandoned:
-            raise CheckpointLocked(directory, _describe(holder))
-        log(f"{path}: {_describe(holder)} no longer runs; taking its lock over")
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
     try:
-        remove_leftovers(directory)
-        yield path
+        _take_lock(path, mine, log)
+        try:
+            remove_leftovers(directory)
+            yield path
+        finally:
+            with contextlib.suppress(OSError):
+                if _holder(path) == mine:
+                    os.remove(path)
     finally:
-        if _holder(path) == mine:
-            os.remove(path)
-        if created and not os.listdir(directory):
-            os.rmdir(directory)
+        for folder in created:              # the deepest first; one holding anything stays
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+def missing_folders(directory):
+    """The folders of ``directory``'s path that do not exist yet, the deepest first."""
+    missing, folder = [], os.path.abspath(directory)
+    while not os.path.isdir(folder) and folder != os.path.dirname(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
+
+
+def _take_lock(path, mine, log):
+    """Create the lock ``path`` naming ``mine``, taking a dead process's lock over."""
+    directory = os.path.dirname(path)
+    for _ in range(3):    # a lock that vanishes or is taken over is tried again
+        if _create_lock(path, mine):
+            return
+        try:
+            holder = _holder(path)
+        except FileNotFoundError:
+            continue                            # its holder ended just now
+        except OSError:
+            raise CheckpointLocked(directory, "a lock this user cannot read") from None
+        if holder is not None and (holder[1] != mine[1] or process_alive(holder[0])):
+            raise CheckpointLocked(directory, _describe(holder))
+        if _set_aside(path, holder):
+            log(f"{path}: {_describe(holder)} no longer runs; taking its lock over")
+    raise CheckpointLocked(directory, "another training taking the same lock over")
+
+
+def _set_aside(path, holder):
+    """Remove the lock ``path`` if it still names ``holder``; True if this call removed it.
+
+    Two trainings can both find the same dead lock. Renaming is atomic, so only one of
+    them moves it; and if what was moved is a fresh lock (the other training's, made
+    after this one read the dead one), it is put back instead of deleted."""
+    moved = f"{path}.{os.getpid()}.stale"
+    try:
+        os.rename(path, moved)
+    except FileNotFoundError:
+        return False
+    try:
+        if _holder(moved) == holder:
+            return True
+        with contextlib.suppress(FileExistsError):
+            os.link(moved, path)
+        return False
+    finally:
+        os.remove(moved)
 
 
 def _create_lock(path, holder):
     """Create the lock file ``path`` naming ``holder``; False if it exists already."""
     # Written whole under another name, then linked to ``path``: the lock never exists
-    # empty, so no process can find it before it names its holder.
+    # empty, so no process can find it before it names its holder. Readable by all, so
+    # that another user's training sees whose it is.
     fd, draft = tempfile.mkstemp(prefix=f".{LOCK}-", dir=os.path.dirname(path))
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(f"{holder[0]} {holder[1]}\n")
         os.link(draft, path)

@@ -36,7 +36,7 @@ import urllib.parse
 import urllib.request
 import zlib
 
-from .checkpoint import process_alive
+from .checkpoint import missing_folders, process_alive
 from .data import sha256_of_file
 
 DEFAULT_BASE_URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/"
@@ -217,7 +217,7 @@ def download_multi30k(directory=DEFAULT_DIR, base_url=DEFAULT_BASE_URL, log=prin
         return paths
 
     base = _base_url(base_url)
-    created = not os.path.exists(directory)
+    created = missing_folders(directory)
     os.makedirs(directory, exist_ok=True)
     for name in remove_leftovers(directory):
         log(f"removed {os.path.join(directory, name)}, left by a download that was killed")
@@ -252,11 +252,11 @@ def download_multi30k(directory=DEFAULT_DIR, base_url=DEFAULT_BASE_URL, log=prin
             os.replace(os.path.join(temp, tsv), os.path.join(directory, tsv))
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
-        if created:  # leave no empty folder that was not there before
+        for folder in created:  # leave no empty folder that was not there before
             try:
-                os.rmdir(directory)
+                os.rmdir(folder)
             except OSError:
-                pass
+                break           # it holds something: so does every folder above it
         raise
     shutil.rmtree(temp, ignore_errors=True)
     log(f"wrote {', '.join(paths.values())}")

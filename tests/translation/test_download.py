@@ -287,6 +287,14 @@ def test_a_file_that_is_not_gzip_is_an_error(server, tmp_path):
     assert_nothing_left(out)
 
 
+def test_a_failed_download_removes_every_folder_it_created(server, tmp_path):
+    (server.site / "val.en.gz").write_bytes(b"<html>not found</html>")
+    sums = dict(server.sums, **{"val.en.gz": sha256(b"<html>not found</html>")})
+    with pytest.raises(DownloadError, match="not a readable gzip file"):
+        fetch(server, tmp_path / "work" / "data" / "multi30k", raw_sha256=sums)
+    assert not (tmp_path / "work").exists()
+
+
 def test_a_missing_local_folder_and_bad_arguments(tmp_path):
     with pytest.raises(DownloadError, match="no such folder"):
         download_multi30k(tmp_path / "out", base_url=str(tmp_path / "nowhere"),

@@ -70,6 +70,54 @@ def test_a_lock_from_another_host_counts_as_held(tmp_path):
             pass
 
 
+def test_the_lock_is_readable_by_every_user_so_that_theirs_can_name_its_holder(tmp_path):
+    with checkpoint.writer_lock(str(tmp_path)) as lock:
+        assert os.stat(lock).st_mode & 0o777 == 0o644
+
+
+def test_pid_0_and_negative_pids_are_no_running_process():
+    # os.kill(0, 0) would ask this process group, and succeed.
+    assert not checkpoint.process_alive(0)
+    assert not checkpoint.process_alive(-1)
+    assert checkpoint.process_alive(os.getpid())
+
+
+def test_a_dead_lock_already_replaced_by_another_training_is_left_alone(tmp_path, ended_pid):
+    # Two trainings found the same dead lock; the other one set it aside first and made
+    # its own. This one must not delete that fresh lock, believing it the dead one.
+    lock = tmp_path / checkpoint.LOCK
+    host = socket.gethostname()
+    lock.write_text(f"{os.getpid()} {host}\n", encoding="utf-8")     # the other's, alive
+    assert not checkpoint._set_aside(str(lock), (ended_pid, host))
+    assert lock.read_text(encoding="utf-8").split() == [str(os.getpid()), host]
+    assert sorted(os.listdir(tmp_path)) == [checkpoint.LOCK]       # nothing else left
+
+
+def test_a_failed_start_removes_every_folder_the_lock_created(tmp_path):
+    deep = tmp_path / "runs" / "new" / "ck"
+    with pytest.raises(RuntimeError, match="resume failed"):
+        with checkpoint.writer_lock(str(deep)):
+            raise RuntimeError("resume failed")
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "runs").mkdir()                                    # one that existed stays
+    with pytest.raises(RuntimeError):
+        with checkpoint.writer_lock(str(deep)):
+            raise RuntimeError("resume failed")
+    assert os.listdir(tmp_path) == ["runs"] and os.listdir(tmp_path / "runs") == []
+
+
+def test_a_lock_that_cannot_be_taken_leaves_no_folder(tmp_path):
+    # The lock is refused after its folder was made: the folder goes with the refusal.
+    import unittest.mock
+    with unittest.mock.patch.object(checkpoint, "_create_lock", return_value=False), \
+            unittest.mock.patch.object(checkpoint, "_holder",
+                                       return_value=(os.getpid(), socket.gethostname())):
+        with pytest.raises(checkpoint.CheckpointLocked):
+            with checkpoint.writer_lock(str(tmp_path / "new")):
+                pass
+    assert os.listdir(tmp_path) == []
+
+
 def test_write_atomically_leaves_the_old_file_when_the_write_fails(tmp_path):
     target = tmp_path / "hyps.txt"
     target.write_bytes(b"old\n")

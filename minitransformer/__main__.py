@@ -1,4 +1,6 @@
 """``python -m minitransformer``: see cli.py."""
+import sys
+
 from .cli import main
 
-main()
+sys.exit(main())

@@ -127,6 +127,9 @@ def cmd_train(args):
     lock = (checkpoint.writer_lock(args.checkpoint) if args.checkpoint and root
             else contextlib.nullcontext())
     with lock:
+        # Checked again under the lock: a training that held it may have saved since.
+        if args.checkpoint and root and not (args.resume or args.overwrite):
+            _refuse_existing_checkpoint(args.checkpoint)
         trainer, data = _resumed(args, device, comm) if args.resume else _new(args, device, comm)
         try:
             _train_and_test(trainer, data, args, comm)
@@ -327,11 +330,11 @@ def _check_budget_left(args, trainer):
     epochs = args.epochs or DEFAULT_EPOCHS
     if trainer.epoch >= epochs:
         given = str(epochs) if args.epochs else f"{epochs} (the default)"
-        raise CommandError(f"{args.checkpoint} has trained {trainer.epoch} epochs already",
+        raise CommandError(f"{args.checkpoint} has trained {_count(trainer.epoch, 'epoch')} already",
                            "--epochs", given, f"more than {trainer.epoch}: --epochs counts the "
                                               f"epochs of the whole training")
     if args.max_steps is not None and args.max_steps <= trainer.step:
-        raise CommandError(f"{args.checkpoint} has trained {trainer.step} steps already",
+        raise CommandError(f"{args.checkpoint} has trained {_count(trainer.step, 'step')} already",
                            "--max-steps", args.max_steps, f"more than {trainer.step}: "
                                                           f"--max-steps counts the steps of the "
                                                           f"whole training")
@@ -474,7 +477,10 @@ def cmd_table1(argv):
 
 def cmd_bench(argv):
     from .benchmarks.runner import main
-    return main(argv)
+    result = main(argv)
+    # The suite returns its summary rows: a benchmark that failed fails the command.
+    failed = isinstance(result, list) and any(row["status"] != "ok" for row in result)
+    return 1 if failed else 0
 
 
 def _add_decoding(parser):
@@ -634,10 +640,11 @@ def _command_named(argv):
     """The command of ``argv`` as error lines name it before its parser has read it."""
     if not argv or argv[0].startswith("-"):
         return ""
-    if argv[0] in ("bench", "data") and len(argv) > 1 and argv[1].strip() \
-            and not argv[1].startswith("-"):
+    from .benchmarks.runner import BENCHMARKS
+    named = {"bench": BENCHMARKS, "data": ("multi30k",)}.get(argv[0], ())
+    if len(argv) > 1 and argv[1] in named:
         return f"{argv[0]} {argv[1]}"   # "bench decoding", "data multi30k"
-    return argv[0]
+    return argv[0]                      # an unknown name is the command's own mistake
 
 
 def _one_line_warnings(command):
@@ -654,12 +661,14 @@ def _stdout_to_devnull():
 
 
 def main(argv=None):
+    """Run the command ``argv`` (default: the process's arguments); its exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     command = _command_named(argv)
     try:
         with warnings.catch_warnings():
-            backend.default_device()   # a bad $MINITRANSFORMER_DEVICE is every command's mistake
+            if not {"-h", "--help", "--device"} & set(argv):
+                backend.default_device()   # a bad $MINITRANSFORMER_DEVICE: every command's mistake
             if argv and argv[0] in _DELEGATED:
                 warnings.showwarning = _one_line_warnings(command)
                 result = _DELEGATED[argv[0]](argv[1:])
@@ -669,7 +678,7 @@ def main(argv=None):
                 warnings.showwarning = _one_line_warnings(command)
                 result = args.run(args)
             sys.stdout.flush()   # a closed pipe shows here, not in Python's flush at exit
-        return result
+        return result or 0
     except KeyboardInterrupt as interrupt:
         if debug:
             raise
@@ -688,4 +697,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -183,3 +183,22 @@ def test_unknown_model_is_an_argument_error(capsys):
     err = capsys.readouterr().err
     assert "invalid choice (--model, got 'gru', expected one of" in err
     assert len(err.splitlines()) == 1                   # no usage text before it
+
+
+def test_the_exit_status_is_0_on_success_and_1_when_a_suite_benchmark_fails(tmp_path, monkeypatch):
+    # The console script does sys.exit(main()): what main returns is the exit status.
+    assert main(["table1", "--readme-snippet", str(tmp_path / "snippet.md")]) == 0
+    from minitransformer.benchmarks import runner
+    rows = [{"benchmark": "memory", "status": "ok"}, {"benchmark": "decoding", "status": "ok"}]
+    monkeypatch.setattr(runner, "main", lambda argv: rows)
+    assert main(["bench"]) == 0
+    rows[1]["status"] = "failed"
+    assert main(["bench"]) == 1
+
+
+def test_python_dash_m_exits_with_the_command_status(tmp_path):
+    import subprocess
+    done = subprocess.run([sys.executable, "-m", "minitransformer", "table1", "--readme-snippet",
+                           str(tmp_path / "snippet.md")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

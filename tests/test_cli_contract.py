@@ -98,9 +98,12 @@ def sha256(path):
 
 
 def snapshot(folder):
-    """{path relative to ``folder``: sha256} of every regular file below it."""
+    """{path relative to ``folder``: sha256} of every regular file below it, and
+    {path/: None} of every folder, so that a folder created empty shows too."""
     found = {}
-    for root, _, names in os.walk(folder):
+    for root, folders, names in os.walk(folder):
+        for name in folders:
+            found[os.path.relpath(os.path.join(root, name), folder) + os.sep] = None
         for name in names:
             path = os.path.join(root, name)
             if os.path.isfile(path) and not os.path.islink(path):
@@ -111,7 +114,7 @@ def snapshot(folder):
 def assert_unchanged(before, after):
     changed = sorted(name for name in before.keys() & after.keys() if before[name] != after[name])
     assert (changed, sorted(before.keys() - after.keys()), sorted(after.keys() - before.keys())) \
-        == ([], [], []), "files changed, removed, created"
+        == ([], [], []), "files changed; files or folders removed, created"
 
 
 def wait_for(condition, what, seconds=COMMAND_TIMEOUT):
@@ -318,7 +321,7 @@ CASES = [
     case("train-onto-a-damaged-checkpoint", "train --checkpoint dmg",
          "dmg holds a checkpoint already", "unreadable"),
     case("train-resume-epochs-not-above", "train --checkpoint ck --resume --epochs 1",
-         "--epochs", "got 1", "trained 1 epochs", "more than 1"),
+         "--epochs", "got 1", "trained 1 epoch already", "more than 1"),
     case("train-resume-max-steps-not-above", "train --checkpoint ck --resume --max-steps 1",
          "--max-steps", "got 1", "more than 1"),
     case("train-resume-other-model", "train --checkpoint ck --resume --model rnn --epochs 5",
@@ -381,7 +384,7 @@ CASES = [
     case("evaluate-output-in-no-folder", "evaluate --checkpoint ck --output nodir/x",
          "its folder does not exist", "--output", "nodir/x"),
     case("evaluate-output-inside-a-file", "evaluate --checkpoint ck --output afile/x", "--output",
-         "afile/x"),
+         "afile/x", "inside a file"),
     case("evaluate-output-is-a-folder", "evaluate --checkpoint ck --output adir",
          "a folder, not a file", "--output"),
     case("evaluate-output-empty", "evaluate --checkpoint ck --output ''", "empty value",
@@ -449,7 +452,7 @@ CASES = [
          "--readme-snippet", "nodir/x", process=True),
     # -- bench
     case("bench-unknown-name", "bench nope", "no such benchmark", "nope", "matmul_peak",
-         process=True),
+         command="bench", process=True),
     case("bench-empty-name", "bench ''", "no such benchmark", "''", command="bench"),
     case("bench-repeats-0", "bench matmul_peak --repeats 0", "--repeats", "got 0"),
     case("bench-out-dir-inside-a-file", "bench matmul_peak --out-dir afile/x", "inside a file",
@@ -531,6 +534,14 @@ def _in_process(case, kit, monkeypatch, capsys):
     return 0 if status is None else status, out, err
 
 
+def test_a_bad_device_variable_blocks_neither_help_nor_an_explicit_device(kit):
+    status, out, err = run_cli(["train", "--help"], cwd=kit, env=BAD_DEVICE)
+    assert (status, err) == (0, "") and out.startswith("usage: minitransformer train")
+    status, out, err = run_cli(["translate", "--device", "cpu", "--checkpoint", "missing_ck",
+                                "hello"], cwd=kit, env=BAD_DEVICE)
+    assert status == 2 and "--checkpoint" in one_line(err) and "MINITRANSFORMER" not in err
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_mistake_is_one_line_status_2_and_changes_nothing(case, kit, monkeypatch, capsys):
     before = snapshot(kit)
@@ -610,6 +621,13 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(kit, tmp_path, ended_pid):
     assert checkpoint.load_meta(folder)["progress"]["epoch"] == 1
 
 
+def _as_from_a_terminal():
+    """In the child, before Python starts: SIGINT handled as in a terminal's foreground.
+    A shell starts its background jobs (a CI step run with ``&``, ``nohup``) with SIGINT
+    ignored, and Python keeps an ignored SIGINT ignored: Ctrl-C would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_ends_training_with_status_130_and_the_checkpoint_intact(kit, tmp_path):
     folder = tmp_path / "run"
@@ -618,7 +636,8 @@ def test_ctrl_c_ends_training_with_status_130_and_the_checkpoint_intact(kit, tmp
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         child = subprocess.Popen(
             [sys.executable, "-m", "minitransformer", *train_args(kit, folder, epochs=100_000)],
-            cwd=tmp_path, env=command_env(), stdout=out, stderr=err)
+            cwd=tmp_path, env=command_env(), stdout=out, stderr=err,
+            preexec_fn=_as_from_a_terminal)
     try:
         wait_for(lambda: saved.exists() or child.poll() is not None, "first checkpoint")
         assert child.poll() is None, (out_path.read_text(), err_path.read_text())

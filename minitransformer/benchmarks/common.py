@@ -179,6 +179,12 @@ def check_writable_file(path, option):
         raise CommandError("a folder, not a file", option, path, "a file name")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
+        existing = folder
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if os.path.isfile(existing):
+            raise CommandError("inside a file", option, path, f"a file in a folder "
+                                                              f"({existing} is a file)")
         raise CommandError("its folder does not exist", option, path,
                            f"a file in an existing folder (no folder {folder})")
     _check_can_create_in(folder, option, path)
@@ -289,9 +295,7 @@ def results_dir(device, root="bench/results"):
         sub = f"gpu-{model}"
     else:
         sub = "cpu"
-    path = os.path.join(root, sub)
-    os.makedirs(path, exist_ok=True)
-    return path
+    return os.path.join(root, sub)   # created by whoever writes there, after checking it
 
 
 def measure(fn, device, repeats=5, warmup=2, min_time=0.0):

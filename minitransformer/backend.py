@@ -355,8 +355,9 @@ def step_seed(seed, step, rank=0):
     """The seed (an int in [0, 2**63)) of the draws of training step ``step`` on
     data-parallel rank ``rank``: a different stream for each ``(seed, step, rank)``.
 
-    Rank 0 keeps the formula of a one-process run, so that run's numbers do not change;
-    the other ranks let NumPy's SeedSequence hash the three numbers into one.
+    Rank 0 uses the formula of a one-process run, so that rank 0 of P ranks draws the
+    masks one process would; the other ranks let NumPy's SeedSequence hash the three
+    numbers into one.
     """
     _check_seed(seed)
     _check_seed(step, "step")

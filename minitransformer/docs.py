@@ -276,7 +276,7 @@ def section_overhead(root):
     parts.append("The engine adds a nearly fixed time to every op (building the graph, "
                  "recording the backward pass, the Python calls), so its share is largest "
                  "where the arithmetic of each op is smallest: at short n, in the LSTM, whose "
-                 "time steps are small products, and with two BLAS threads, which shorten "
+                 "time steps are small products, and with several BLAS threads, which shorten "
                  "the hand-written arithmetic but not the engine's Python work.")
     return "\n\n".join(parts)
 
@@ -787,7 +787,11 @@ def section_predict(root):
               f"All {len(ok)} points are within 25%.")
     too_long = sum(float(r["ratio"]) > 1 + PREDICTION_TOLERANCE for r in ok)
     too_short = sum(float(r["ratio"]) < 1 - PREDICTION_TOLERANCE for r in ok)
-    if misses:
+    if misses and not too_short:
+        missed += f" All {too_long} predict a longer step than measured."
+    elif misses and not too_long:
+        missed += f" All {too_short} predict a shorter step than measured."
+    elif misses:
         missed += (f" Of the misses, {too_long} predict too long a step and {too_short} too "
                    f"short a one.")
     return "\n\n".join([

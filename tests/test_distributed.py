@@ -83,7 +83,14 @@ def test_each_rank_gets_its_own_seed_and_rank_0_the_one_process_one():
     seeds = {backend.step_seed(7, step, rank) for step in range(50) for rank in range(4)}
     assert len(seeds) == 200 and all(0 <= seed < 2 ** 63 for seed in seeds)
     assert backend.step_seed(7, 3, 0) == backend.step_seed(7, 3)   # a one-process run's
-    assert backend.step_seed(7, 3, 1) == backend.step_seed(7, 3, 1)
+    # The same in another process: nothing in it depends on Python's per-process hashing,
+    # so every rank (each its own process) agrees on every rank's seed.
+    import subprocess
+    import sys
+    other = subprocess.run([sys.executable, "-c", "from minitransformer import backend; "
+                            "print(backend.step_seed(7, 3, 1))"], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONHASHSEED="random"), check=True)
+    assert int(other.stdout) == backend.step_seed(7, 3, 1)
     with pytest.raises(ValueError, match="rank"):
         backend.step_seed(7, 3, -1)
 

@@ -28,6 +28,7 @@ from .benchmarks.common import (CommandError, CommandParser, check_writable_file
                                 fraction, int_from, positive_float, positive_int)
 
 DEFAULT_EPOCHS = 20
+DEFAULT_VOCAB_SIZE = 8000   # bpe: subwords per language
 DEFAULT_CORPUS_SIZE = 20000
 # Options that decide the model, its vocabulary, its data or its training: a resumed run
 # takes them from its checkpoint, so with --resume each may only repeat its stored value.
@@ -36,7 +37,7 @@ _FIXED_BY_CHECKPOINT = ("model", "size", "data", "valid", "test", "reverse", "ma
                         "batch_tokens", "lr", "warmup", "seed", "average_last", "average_every",
                         "label_smoothing", "clip", "adam_beta2", "dropout")
 _DATA_OPTIONS = {"tsv": "--data", "valid": "--valid", "test": "--test"}   # load_data's names
-seed = int_from(0, 2 ** 32 - 1)   # what NumPy's generators take
+SEED = int_from(0, 2 ** 32 - 1)   # the seeds NumPy's generators take
 
 
 class Interrupted(KeyboardInterrupt):
@@ -131,10 +132,16 @@ def cmd_train(args):
         if args.checkpoint and root and not (args.resume or args.overwrite):
             _refuse_existing_checkpoint(args.checkpoint)
         trainer, data = _resumed(args, device, comm) if args.resume else _new(args, device, comm)
+        earlier = _file_identity(args.checkpoint) if args.overwrite else None
         try:
             _train_and_test(trainer, data, args, comm)
         except KeyboardInterrupt:
-            raise Interrupted(_left_behind(trainer, args.checkpoint)) from None
+            raise Interrupted(_left_behind(trainer, args.checkpoint, earlier)) from None
+
+
+def _vocab_kind(args):
+    """--vocab, or its default: subwords for TSV files, words for the built-in corpus."""
+    return args.vocab or ("bpe" if args.data else "word")
 
 
 def _check_train_options(args):
@@ -145,7 +152,7 @@ def _check_train_options(args):
              ("overwrite", "checkpoint", "--checkpoint DIR, the folder to write over"),
              ("allow_changed_data", "resume", "--resume: only a resumed run has data to compare")]
     if not args.resume:   # with --resume these options must equal the checkpoint's instead
-        vocab = args.vocab or ("bpe" if args.data else "word")
+        vocab = _vocab_kind(args)
         needs += [("reverse", "data", "--data TRAIN.tsv: --reverse swaps the columns of TSV "
                    "files; the built-in corpus has none"),
                   ("valid", "data", "--data TRAIN.tsv: the model is trained on it"),
@@ -220,8 +227,19 @@ def _describe_checkpoint(directory):
     return ", ".join(words)
 
 
-def _left_behind(trainer, directory):
-    """What an interrupted training leaves: the rest of the "interrupted" line."""
+def _file_identity(directory):
+    """What tells whether ``directory``'s checkpoint file was replaced since (None: none)."""
+    from .translation import checkpoint
+    try:
+        found = os.stat(checkpoint.checkpoint_file(directory))
+    except (OSError, TypeError):
+        return None
+    return found.st_ino, found.st_mtime_ns
+
+
+def _left_behind(trainer, directory, earlier=None):
+    """What an interrupted training leaves: the rest of the "interrupted" line.
+    ``earlier``: the identity of the checkpoint file --overwrite was to replace."""
     from .translation import checkpoint
     here = f"at step {trainer.step}"
     if not directory:
@@ -230,6 +248,9 @@ def _left_behind(trainer, directory):
         saved = checkpoint.load_meta(directory)["progress"]["step"]
     except (checkpoint.CheckpointError, OSError, KeyError, TypeError):
         return f"{here}; no checkpoint was written to {directory}"
+    if earlier is not None and _file_identity(directory) == earlier:
+        return (f"{here}, before its first save; the earlier training's checkpoint (step "
+                f"{saved}) is unchanged ({directory})")
     return f"{here}; the checkpoint at step {saved} is intact ({directory})"
 
 
@@ -244,8 +265,8 @@ def _new(args, device, comm):
     data = load_data(**data_args)
     data_args["sha256"] = data_sha256(data_args)   # so that --resume can tell a changed file
     trainer = new_trainer(args.model or "transformer", data["train"], size=args.size or "tiny",
-                          device=device, vocab=args.vocab or ("bpe" if args.data else "word"),
-                          vocab_size=args.vocab_size or 8000, min_freq=args.min_freq or 1,
+                          device=device, vocab=_vocab_kind(args),
+                          vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE, min_freq=args.min_freq or 1,
                           data=data_args, comm=comm, batch_size=args.batch_size,
                           batch_tokens=args.batch_tokens, lr=args.lr, warmup=args.warmup,
                           seed=args.seed, average_last=args.average_last,
@@ -348,7 +369,8 @@ def _train_and_test(trainer, data, args, comm):
     if comm is not None:
         print(f"data parallel over {comm.size} ranks: each takes 1/{comm.size} of every batch "
               f"of {trainer.settings.batch_size} pairs")
-    trainer.fit(data["train"], data["valid"], epochs=(args.epochs or DEFAULT_EPOCHS) - trainer.epoch,
+    epochs = args.epochs or DEFAULT_EPOCHS   # in all, a resumed run's earlier ones included
+    trainer.fit(data["train"], data["valid"], epochs=epochs - trainer.epoch,
                 time_budget=args.minutes * 60 if args.minutes else None,
                 max_steps=args.max_steps, checkpoint_dir=args.checkpoint,
                 log_every=args.log_every, trace_every=args.trace_every)
@@ -508,7 +530,7 @@ def build_parser():
     demo.add_argument("--seconds", type=positive_float, default=100, help="training time per model")
     demo.add_argument("--corpus-size", type=positive_int, default=DEFAULT_CORPUS_SIZE)
     demo.add_argument("--test-sentences", type=positive_int, default=500)
-    demo.add_argument("--seed", type=seed, default=0)
+    demo.add_argument("--seed", type=SEED, default=0)
     demo.add_argument("--out", default="demo_output", help="folder for the attention PNGs")
     demo.set_defaults(run=cmd_demo)
 
@@ -533,7 +555,7 @@ def build_parser():
                        help="word: lower-cased words; bpe: cased subwords (default: bpe with "
                             "--data, word for the built-in corpus)")
     train.add_argument("--vocab-size", type=int_from(SMALLEST_BPE), default=None,
-                       help="bpe: subwords per language (default 8000)")
+                       help=f"bpe: subwords per language (default {DEFAULT_VOCAB_SIZE})")
     train.add_argument("--min-freq", type=positive_int, default=None,
                        help="word: drop rarer words (default 1)")
     train.add_argument("--epochs", type=positive_int, default=None,
@@ -565,7 +587,7 @@ def build_parser():
                        help="finish with the average of the last K weight snapshots")
     train.add_argument("--average-every", type=positive_int, default=None,
                        help="take a snapshot every N steps (default: each epoch's end)")
-    train.add_argument("--seed", type=seed, default=None)
+    train.add_argument("--seed", type=SEED, default=None)
     train.add_argument("--checkpoint", default=None, help="directory for the checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     train.add_argument("--overwrite", action="store_true",

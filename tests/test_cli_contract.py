@@ -719,3 +719,18 @@ def test_a_refused_training_creates_no_checkpoint_folder(kit, tmp_path, mistake)
     assert status == 2, (out, err)
     assert one_line(err).startswith("minitransformer train: error: ")
     assert not folder.exists()
+
+
+def test_an_overwrite_interrupted_before_its_first_save_names_the_earlier_checkpoint(kit,
+                                                                                      tmp_path):
+    from minitransformer import cli
+    folder = tmp_path / "ck"
+    shutil.copytree(kit / "ck", folder)
+    earlier = cli._file_identity(str(folder))
+    interrupted = type("Trainer", (), {"step": 3})
+    line = cli._left_behind(interrupted, str(folder), earlier)
+    assert "before its first save" in line and "earlier training's checkpoint" in line, line
+    copy = tmp_path / "saved.npz"               # this run's first save replaces the file
+    shutil.copy(folder / checkpoint.FILENAME, copy)
+    os.replace(copy, folder / checkpoint.FILENAME)
+    assert "is intact" in cli._left_behind(interrupted, str(folder), earlier)

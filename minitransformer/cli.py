@@ -266,8 +266,8 @@ def _new(args, device, comm):
     data_args["sha256"] = data_sha256(data_args)   # so that --resume can tell a changed file
     trainer = new_trainer(args.model or "transformer", data["train"], size=args.size or "tiny",
                           device=device, vocab=_vocab_kind(args),
-                          vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE, min_freq=args.min_freq or 1,
-                          data=data_args, comm=comm, batch_size=args.batch_size,
+                          vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE,
+                          min_freq=args.min_freq or 1, data=data_args, comm=comm, batch_size=args.batch_size,
                           batch_tokens=args.batch_tokens, lr=args.lr, warmup=args.warmup,
                           seed=args.seed, average_last=args.average_last,
                           average_every=args.average_every,
@@ -351,11 +351,13 @@ def _check_budget_left(args, trainer):
     epochs = args.epochs or DEFAULT_EPOCHS
     if trainer.epoch >= epochs:
         given = str(epochs) if args.epochs else f"{epochs} (the default)"
-        raise CommandError(f"{args.checkpoint} has trained {_count(trainer.epoch, 'epoch')} already",
+        raise CommandError(f"{args.checkpoint} has trained {_count(trainer.epoch, 'epoch')} "
+                           f"already",
                            "--epochs", given, f"more than {trainer.epoch}: --epochs counts the "
                                               f"epochs of the whole training")
     if args.max_steps is not None and args.max_steps <= trainer.step:
-        raise CommandError(f"{args.checkpoint} has trained {_count(trainer.step, 'step')} already",
+        raise CommandError(f"{args.checkpoint} has trained {_count(trainer.step, 'step')} "
+                           f"already",
                            "--max-steps", args.max_steps, f"more than {trainer.step}: "
                                                           f"--max-steps counts the steps of the "
                                                           f"whole training")

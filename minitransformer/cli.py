@@ -267,8 +267,8 @@ def _new(args, device, comm):
     trainer = new_trainer(args.model or "transformer", data["train"], size=args.size or "tiny",
                           device=device, vocab=_vocab_kind(args),
                           vocab_size=args.vocab_size or DEFAULT_VOCAB_SIZE,
-                          min_freq=args.min_freq or 1, data=data_args, comm=comm, batch_size=args.batch_size,
-                          batch_tokens=args.batch_tokens, lr=args.lr, warmup=args.warmup,
+                          min_freq=args.min_freq or 1, data=data_args, comm=comm,
+                          batch_size=args.batch_size, batch_tokens=args.batch_tokens, lr=args.lr, warmup=args.warmup,
                           seed=args.seed, average_last=args.average_last,
                           average_every=args.average_every,
                           label_smoothing=args.label_smoothing, clip=args.clip,
@@ -691,7 +691,8 @@ def main(argv=None):
     command = _command_named(argv)
     try:
         with warnings.catch_warnings():
-            if not {"-h", "--help", "--device"} & set(argv):
+            if not any(arg in ("-h", "--help", "--device") or arg.startswith("--device=")
+                       for arg in argv):
                 backend.default_device()   # a bad $MINITRANSFORMER_DEVICE: every command's mistake
             if argv and argv[0] in _DELEGATED:
                 warnings.showwarning = _one_line_warnings(command)

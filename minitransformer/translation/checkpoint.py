@@ -214,11 +214,9 @@ def writer_lock(directory, log=print):
     as held. Left-over temporary files of killed saves are removed once the lock is
     held. The folders this call created are removed again if the block leaves them
     empty (resume or loading the data failed), so a failed start leaves nothing behind."""
-    created = missing_folders(directory)
-    os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, LOCK)
     mine = (os.getpid(), socket.gethostname())
-    try:
+    with made_folder(directory):
         _take_lock(path, mine, log)
         try:
             remove_leftovers(directory)
@@ -227,19 +225,25 @@ def writer_lock(directory, log=print):
             with contextlib.suppress(OSError):
                 if _holder(path) == mine:
                     os.remove(path)
-    finally:
-        for folder in created:              # the deepest first; one holding anything stays
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
 
 
-def missing_folders(directory):
-    """The folders of ``directory``'s path that do not exist yet, the deepest first."""
+@contextlib.contextmanager
+def made_folder(directory):
+    """Create ``directory`` and its missing parents for the block; at its end, those it
+    created are removed again if the block left them empty (a failed start)."""
     missing, folder = [], os.path.abspath(directory)
     while not os.path.isdir(folder) and folder != os.path.dirname(folder):
-        missing.append(folder)
+        missing.append(folder)                  # the deepest first
         folder = os.path.dirname(folder)
-    return missing
+    os.makedirs(directory, exist_ok=True)
+    try:
+        yield directory
+    finally:
+        for folder in missing:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break       # it holds something, and so does every folder above it
 
 
 def _take_lock(path, mine, log):
@@ -273,7 +277,11 @@ def _set_aside(path, holder):
     except FileNotFoundError:
         return False
     try:
-        if _holder(moved) == holder:
+        try:
+            dead = _holder(moved) == holder
+        except OSError:     # unreadable: not the dead lock read before, so not ours to delete
+            dead = False
+        if dead:
             return True
         with contextlib.suppress(FileExistsError):
             os.link(moved, path)

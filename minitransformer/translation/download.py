@@ -36,7 +36,7 @@ import urllib.parse
 import urllib.request
 import zlib
 
-from .checkpoint import missing_folders, process_alive
+from .checkpoint import made_folder, process_alive
 from .data import sha256_of_file
 
 DEFAULT_BASE_URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/"
@@ -217,50 +217,49 @@ def download_multi30k(directory=DEFAULT_DIR, base_url=DEFAULT_BASE_URL, log=prin
         return paths
 
     base = _base_url(base_url)
-    created = missing_folders(directory)
-    os.makedirs(directory, exist_ok=True)
-    for name in remove_leftovers(directory):
-        log(f"removed {os.path.join(directory, name)}, left by a download that was killed")
-    # The temporary folder sits inside DIR, so the final renames stay on one file system
-    # (os.replace is then atomic: a reader sees the old file or the new one, never half).
-    temp = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=directory)
-    try:
-        for name, expected in raw_sha256.items():
-            url = urllib.parse.urljoin(base, name)
-            log(f"downloading {url}")
-            got = _fetch(url, os.path.join(temp, name), timeout)
-            if got != expected:
-                raise DownloadError(
-                    f"{name} from {url} has the wrong sha256: expected {expected}, got {got}; "
-                    f"the download was corrupted or the file changed at the source; rerun, or "
-                    f"fetch it by hand into a folder and rerun with --base-url FOLDER")
-        for tsv, (english, german) in SPLITS.items():
-            text = paste_pairs(_read_lines(os.path.join(temp, english), english),
-                               _read_lines(os.path.join(temp, german), german),
-                               english, german)
-            data = text.encode("utf-8")
-            got = hashlib.sha256(data).hexdigest()
-            if got != tsv_sha256[tsv]:
-                raise DownloadError(
-                    f"{tsv} made from {english} and {german} has the wrong sha256: expected "
-                    f"{tsv_sha256[tsv]}, got {got}; the raw files verified, so the conversion "
-                    f"in {__name__} is at fault: please report it")
-            with open(os.path.join(temp, tsv), "wb") as f:
-                f.write(data)
-            log(f"{tsv}: {text.count(chr(10)):,} pairs, sha256 verified")
-        for tsv in SPLITS:  # only now that all three are right
-            os.replace(os.path.join(temp, tsv), os.path.join(directory, tsv))
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        for folder in created:  # leave no empty folder that was not there before
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break           # it holds something: so does every folder above it
-        raise
-    shutil.rmtree(temp, ignore_errors=True)
+    # A failed download leaves no folder it made (and, below, no file it wrote).
+    with made_folder(directory):
+        for name in remove_leftovers(directory):
+            log(f"removed {os.path.join(directory, name)}, left by a download that was killed")
+        # The temporary folder sits inside DIR, so the final renames stay on one file system
+        # (os.replace is then atomic: a reader sees the old file or the new one, never half).
+        temp = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=directory)
+        try:
+            _fetch_and_convert(base, temp, raw_sha256, tsv_sha256, timeout, log)
+            for tsv in SPLITS:  # only now that all three are right
+                os.replace(os.path.join(temp, tsv), os.path.join(directory, tsv))
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
     log(f"wrote {', '.join(paths.values())}")
     return paths
+
+
+def _fetch_and_convert(base, temp, raw_sha256, tsv_sha256, timeout, log):
+    """Fetch the six raw files from ``base`` into the folder ``temp`` and write the three
+    TSV files there, each checked against its sha256 (DownloadError if one differs)."""
+    for name, expected in raw_sha256.items():
+        url = urllib.parse.urljoin(base, name)
+        log(f"downloading {url}")
+        got = _fetch(url, os.path.join(temp, name), timeout)
+        if got != expected:
+            raise DownloadError(
+                f"{name} from {url} has the wrong sha256: expected {expected}, got {got}; "
+                f"the download was corrupted or the file changed at the source; rerun, or "
+                f"fetch it by hand into a folder and rerun with --base-url FOLDER")
+    for tsv, (english, german) in SPLITS.items():
+        text = paste_pairs(_read_lines(os.path.join(temp, english), english),
+                           _read_lines(os.path.join(temp, german), german),
+                           english, german)
+        data = text.encode("utf-8")
+        got = hashlib.sha256(data).hexdigest()
+        if got != tsv_sha256[tsv]:
+            raise DownloadError(
+                f"{tsv} made from {english} and {german} has the wrong sha256: expected "
+                f"{tsv_sha256[tsv]}, got {got}; the raw files verified, so the conversion "
+                f"in {__name__} is at fault: please report it")
+        with open(os.path.join(temp, tsv), "wb") as f:
+            f.write(data)
+        log(f"{tsv}: {text.count(chr(10)):,} pairs, sha256 verified")
 
 
 def remove_leftovers(directory):
